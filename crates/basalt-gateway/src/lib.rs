@@ -1,0 +1,352 @@
+//! The one request path every model call takes: resolve the model, check it,
+//! run it through its provider, and meter it (store record, cost, metrics) —
+//! whether it finishes, fails, times out or is cancelled by the client.
+
+pub mod config;
+mod metrics;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use basalt_providers::source::Progress;
+use basalt_providers::{EventStream, LocalModel, Provider};
+use basalt_store::{Invocation, Store};
+use basalt_types::{ChatRequest, ChatResponse, Error, Result, StopReason, StreamEvent, Usage};
+
+pub use config::{Config, ConfigError, ModelConfig};
+pub use metrics::{CallOutcome, Metrics};
+
+/// Errors while starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] basalt_store::StoreError),
+    #[error("model {model}: {source}")]
+    Fetch {
+        model: String,
+        source: basalt_providers::source::FetchError,
+    },
+    #[error("model {0}: invalid source")]
+    Source(String),
+}
+
+/// A model in the catalog with the provider that serves it.
+pub struct ModelEntry {
+    pub config: ModelConfig,
+    pub provider: Arc<dyn Provider>,
+}
+
+/// Which API a call came through and its request id, for metering.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub api: &'static str,
+    pub request_id: String,
+}
+
+pub struct Gateway {
+    config: Config,
+    models: Vec<ModelEntry>,
+    by_id: HashMap<String, usize>,
+    store: Store,
+    metrics: Metrics,
+}
+
+/// Fetches any missing weights for the catalog (blocking; shows progress).
+pub fn fetch_models(config: &Config, progress: &dyn Progress) -> std::result::Result<(), StartError> {
+    for m in &config.models {
+        let fetch = m.fetch().ok_or_else(|| StartError::Source(m.id.clone()))?;
+        fetch
+            .ensure(&config.store.models_dir, progress)
+            .map_err(|source| StartError::Fetch { model: m.id.clone(), source })?;
+    }
+    Ok(())
+}
+
+impl Gateway {
+    /// Opens the store and loads every local model (blocking). Weights must be
+    /// present (see [`fetch_models`]); a model that fails to load is kept and
+    /// answers ServiceUnavailable.
+    pub fn start(config: Config) -> std::result::Result<Self, StartError> {
+        let store = Store::open(&config.store.data_dir)?;
+        let mut providers: Vec<(ModelConfig, Arc<dyn Provider>)> = Vec::new();
+        for m in &config.models {
+            let fetch = m.fetch().ok_or_else(|| StartError::Source(m.id.clone()))?;
+            let path = fetch.local_path(&config.store.models_dir);
+            tracing::info!(model = %m.id, path = %path.display(), "loading model");
+            let local = LocalModel::load(m.local_settings(path));
+            providers.push((m.clone(), Arc::new(local)));
+        }
+        Ok(Self::with_providers(config, store, providers))
+    }
+
+    /// A gateway over the given providers (tests and custom setups).
+    #[must_use]
+    pub fn with_providers(config: Config, store: Store, providers: Vec<(ModelConfig, Arc<dyn Provider>)>) -> Self {
+        let models: Vec<ModelEntry> = providers
+            .into_iter()
+            .map(|(config, provider)| ModelEntry { config, provider })
+            .collect();
+        let by_id = models.iter().enumerate().map(|(i, m)| (m.config.id.clone(), i)).collect();
+        Self {
+            config,
+            models,
+            by_id,
+            store,
+            metrics: Metrics::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every model, in catalog order.
+    pub fn models(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.models.iter()
+    }
+
+    /// Resolves a model id, or a Bedrock ARN whose last segment is a model id.
+    pub fn model(&self, id_or_arn: &str) -> Result<&ModelEntry> {
+        let id = if id_or_arn.starts_with("arn:") {
+            id_or_arn.rsplit('/').next().unwrap_or(id_or_arn)
+        } else {
+            id_or_arn
+        };
+        self.by_id
+            .get(id)
+            .map(|&i| &self.models[i])
+            .ok_or_else(|| Error::not_found(format!("The model {id_or_arn} was not found. Call ListFoundationModels to see the models basalt serves.")))
+    }
+
+    /// Prometheus text for `/metrics`.
+    #[must_use]
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(
+            self.models
+                .iter()
+                .filter_map(|m| m.provider.engine_stats().map(|s| (m.config.id.as_str(), s))),
+        )
+    }
+
+    /// Counts input tokens exactly as a call would.
+    pub async fn count_tokens(&self, request: &ChatRequest) -> Result<u32> {
+        self.model(&request.model_id)?.provider.count_tokens(request).await
+    }
+
+    /// Starts a streamed generation. Errors here are before any output; the
+    /// returned stream meters the call however it ends.
+    pub async fn converse_stream(self: &Arc<Self>, ctx: CallContext, request: ChatRequest) -> Result<GatewayStream> {
+        let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
+        let entry = match self.model(&request.model_id) {
+            Ok(e) => e,
+            Err(e) => {
+                meter.finish(e.kind.label());
+                return Err(e);
+            }
+        };
+        meter.model_id.clone_from(&entry.config.id);
+        match entry.provider.stream(request).await {
+            Ok(events) => Ok(GatewayStream {
+                events,
+                meter,
+                deadline: Instant::now() + Duration::from_secs(self.config.server.request_timeout_seconds),
+            }),
+            Err(e) => {
+                meter.finish(e.kind.label());
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a generation to the end and returns the whole answer.
+    pub async fn converse(self: &Arc<Self>, ctx: CallContext, request: ChatRequest) -> Result<ChatResponse> {
+        let mut stream = self.converse_stream(ctx, request).await?;
+        let mut text = String::new();
+        while let Some(event) = stream.next().await {
+            match event? {
+                StreamEvent::Start { .. } => {}
+                StreamEvent::TextDelta(t) => text.push_str(&t),
+                StreamEvent::Stop { reason, stop_sequence, usage } => {
+                    return Ok(ChatResponse {
+                        text,
+                        stop_reason: reason,
+                        stop_sequence,
+                        usage,
+                        latency_ms: stream.elapsed_ms(),
+                    })
+                }
+            }
+        }
+        Err(Error::internal("the generation ended without a stop event"))
+    }
+
+    fn record(&self, inv: Invocation, outcome: &CallOutcome<'_>) {
+        self.metrics.observe(outcome);
+        let store = self.store.clone();
+        let write = move || {
+            if let Err(e) = store.record(&inv) {
+                tracing::error!(error = %e, request_id = %inv.request_id, "could not record invocation");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(write);
+            }
+            Err(_) => write(),
+        }
+    }
+}
+
+/// Meters one call: records it exactly once, when finished or dropped.
+struct Meter {
+    gateway: Arc<Gateway>,
+    ctx: CallContext,
+    model_id: String,
+    started: Instant,
+    started_at_ms: i64,
+    ttft: Option<Duration>,
+    usage: Usage,
+    done: bool,
+}
+
+impl Meter {
+    fn new(gateway: Arc<Gateway>, ctx: CallContext, model_id: String) -> Self {
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Self {
+            gateway,
+            ctx,
+            model_id,
+            started: Instant::now(),
+            started_at_ms,
+            ttft: None,
+            usage: Usage::default(),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, status: &str) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        let cost = self
+            .gateway
+            .model(&self.model_id)
+            .map_or(0.0, |m| m.config.cost(self.usage.input_tokens, self.usage.output_tokens));
+        let inv = Invocation {
+            request_id: self.ctx.request_id.clone(),
+            started_at_ms: self.started_at_ms,
+            api: self.ctx.api.to_string(),
+            model_id: self.model_id.clone(),
+            input_tokens: self.usage.input_tokens,
+            output_tokens: self.usage.output_tokens,
+            cached_input_tokens: self.usage.cache_read_input_tokens,
+            latency_ms: elapsed.as_millis() as u64,
+            ttft_ms: self.ttft.map(|t| t.as_millis() as u64),
+            cost_usd: cost,
+            status: status.to_string(),
+        };
+        let outcome = CallOutcome {
+            api: self.ctx.api,
+            model: &self.model_id,
+            status,
+            input_tokens: self.usage.input_tokens,
+            output_tokens: self.usage.output_tokens,
+            cached_tokens: self.usage.cache_read_input_tokens,
+            seconds: elapsed.as_secs_f64(),
+            ttft_seconds: self.ttft.map(|t| t.as_secs_f64()),
+        };
+        self.gateway.record(inv, &outcome);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        // The client went away before the generation ended.
+        self.finish("cancelled");
+    }
+}
+
+/// A metered stream of generation events. Dropping it cancels the generation
+/// and records the call as cancelled.
+pub struct GatewayStream {
+    events: EventStream,
+    meter: Meter,
+    deadline: Instant,
+}
+
+impl GatewayStream {
+    /// The next event; `None` after the stop event or an error.
+    pub async fn next(&mut self) -> Option<Result<StreamEvent>> {
+        if self.meter.done {
+            return None;
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let event = match tokio::time::timeout(remaining, self.events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => Err(Error::internal("the model stopped without finishing the response")),
+            Err(_) => Err(Error::timeout(format!(
+                "The model did not finish within {} seconds.",
+                self.meter.gateway.config.server.request_timeout_seconds
+            ))),
+        };
+        match &event {
+            Ok(StreamEvent::Start { input_tokens, cached_tokens }) => {
+                self.meter.usage.input_tokens = *input_tokens;
+                self.meter.usage.cache_read_input_tokens = *cached_tokens;
+            }
+            Ok(StreamEvent::TextDelta(_)) => {
+                self.meter.ttft.get_or_insert_with(|| self.meter.started.elapsed());
+            }
+            Ok(StreamEvent::Stop { usage, .. }) => {
+                self.meter.ttft.get_or_insert_with(|| self.meter.started.elapsed());
+                self.meter.usage = *usage;
+                self.meter.finish("ok");
+            }
+            Err(e) => self.meter.finish(e.kind.label()),
+        }
+        Some(event)
+    }
+
+    /// Milliseconds since the call started.
+    #[must_use]
+    pub fn elapsed_ms(&self) -> u64 {
+        self.meter.started.elapsed().as_millis() as u64
+    }
+
+    /// The request id of the call.
+    #[must_use]
+    pub fn request_id(&self) -> &str {
+        &self.meter.ctx.request_id
+    }
+}
+
+/// Human-readable stop reason, for logs and the CLI.
+#[must_use]
+pub fn stop_reason_label(r: StopReason) -> &'static str {
+    match r {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence => "stop_sequence",
+    }
+}
+
+/// True when `path` holds the weights of every model in the config.
+#[must_use]
+pub fn models_present(config: &Config, models_dir: &Path) -> bool {
+    config
+        .models
+        .iter()
+        .all(|m| m.fetch().is_some_and(|f| f.is_present(models_dir)))
+}

@@ -1,0 +1,98 @@
+//! The HTTP face of basalt: one axum router for every wire API (Bedrock
+//! Runtime, Bedrock control plane, OpenAI-compatible), AWS event-stream and SSE
+//! encoding, SigV4 / API-key auth, AWS- and OpenAI-shaped errors, `/metrics`.
+//!
+//! Only this crate knows HTTP and wire JSON: each API module translates into the
+//! canonical `basalt-types` request and back.
+
+mod auth;
+mod bedrock;
+mod bedrock_runtime;
+pub mod error;
+pub mod eventstream;
+mod openai;
+pub mod sigv4;
+mod streaming;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use basalt_gateway::Gateway;
+use basalt_types::Error;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+}
+
+/// The id of the current request, as returned in `x-amzn-RequestId`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Parses a JSON body; any failure is a ValidationException naming the problem.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::validation(format!("The request body is not valid: {e}")))
+}
+
+async fn ping() -> &'static str {
+    "ok"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.gateway.render_metrics(),
+    )
+        .into_response()
+}
+
+async fn unknown_route(uri: Uri) -> Response {
+    let path = uri.path();
+    let error = Error::not_found(format!("No API operation matches {path}."));
+    let mut resp = error::error_for_path(path, error, Some(StatusCode::NOT_FOUND));
+    if !error::is_openai_path(path) {
+        resp.headers_mut().insert(
+            "x-amzn-errortype",
+            axum::http::HeaderValue::from_static("UnknownOperationException"),
+        );
+    }
+    resp
+}
+
+/// The router with every API and the auth / limits guard.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let state = AppState { gateway };
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/metrics", get(metrics))
+        .route("/model/{model_id}/converse", post(bedrock_runtime::converse))
+        .route("/model/{model_id}/converse-stream", post(bedrock_runtime::converse_stream))
+        .route("/model/{model_id}/invoke", post(bedrock_runtime::invoke))
+        .route("/model/{model_id}/invoke-with-response-stream", post(bedrock_runtime::invoke_stream))
+        .route("/model/{model_id}/count-tokens", post(bedrock_runtime::count_tokens))
+        .route("/foundation-models", get(bedrock::list_foundation_models))
+        .route("/foundation-models/{model_id}", get(bedrock::get_foundation_model))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/models/{model_id}", get(openai::get_model))
+        .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,241 @@
+//! Durable state in one embedded SQLite file under the data directory: for now,
+//! the record of every model invocation (metering) and the usage queries over it.
+//! Schema changes are numbered migrations applied at open.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store lock was poisoned by a panic")]
+    Poisoned,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One metered model call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub request_id: String,
+    /// Unix time in milliseconds when the call started.
+    pub started_at_ms: i64,
+    pub api: String,
+    pub model_id: String,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub cached_input_tokens: u32,
+    pub latency_ms: u64,
+    /// Time to first token; `None` when no token was produced.
+    pub ttft_ms: Option<u64>,
+    pub cost_usd: f64,
+    /// `ok`, `cancelled`, or an error label.
+    pub status: String,
+}
+
+/// Totals for one model on one day (UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    pub day: String,
+    pub model_id: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE invocations (
+        request_id TEXT PRIMARY KEY,
+        started_at_ms INTEGER NOT NULL,
+        api TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cached_input_tokens INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        ttft_ms INTEGER,
+        cost_usd REAL NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX invocations_by_time ON invocations(started_at_ms);",
+];
+
+/// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
+/// callers run them on a blocking thread.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `basalt.db` in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("basalt.db");
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let store = Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut conn)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        self.with(|conn| {
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                let tx = conn.transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records one invocation.
+    pub fn record(&self, inv: &Invocation) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO invocations (request_id, started_at_ms, api, model_id, input_tokens,
+                    output_tokens, cached_input_tokens, latency_ms, ttft_ms, cost_usd, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    inv.request_id,
+                    inv.started_at_ms,
+                    inv.api,
+                    inv.model_id,
+                    inv.input_tokens,
+                    inv.output_tokens,
+                    inv.cached_input_tokens,
+                    inv.latency_ms as i64,
+                    inv.ttft_ms.map(|t| t as i64),
+                    inv.cost_usd,
+                    inv.status,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The most recent invocations, newest first.
+    pub fn recent(&self, limit: u32) -> Result<Vec<Invocation>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT request_id, started_at_ms, api, model_id, input_tokens, output_tokens,
+                        cached_input_tokens, latency_ms, ttft_ms, cost_usd, status
+                 FROM invocations ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok(Invocation {
+                    request_id: r.get(0)?,
+                    started_at_ms: r.get(1)?,
+                    api: r.get(2)?,
+                    model_id: r.get(3)?,
+                    input_tokens: r.get(4)?,
+                    output_tokens: r.get(5)?,
+                    cached_input_tokens: r.get(6)?,
+                    latency_ms: r.get::<_, i64>(7)? as u64,
+                    ttft_ms: r.get::<_, Option<i64>>(8)?.map(|t| t as u64),
+                    cost_usd: r.get(9)?,
+                    status: r.get(10)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Totals by UTC day and model, newest day first, for calls started at or
+    /// after `since_ms`.
+    pub fn usage_by_model_and_day(&self, since_ms: i64) -> Result<Vec<UsageRow>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT date(started_at_ms / 1000, 'unixepoch') AS day, model_id, COUNT(*),
+                        SUM(status NOT IN ('ok', 'cancelled')), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
+                 FROM invocations WHERE started_at_ms >= ?1
+                 GROUP BY day, model_id ORDER BY day DESC, model_id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok(UsageRow {
+                    day: r.get(0)?,
+                    model_id: r.get(1)?,
+                    requests: r.get::<_, i64>(2)? as u64,
+                    errors: r.get::<_, i64>(3)? as u64,
+                    input_tokens: r.get::<_, i64>(4)? as u64,
+                    output_tokens: r.get::<_, i64>(5)? as u64,
+                    cost_usd: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(id: &str, model: &str, at_ms: i64, status: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            started_at_ms: at_ms,
+            api: "Converse".into(),
+            model_id: model.into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_input_tokens: 0,
+            latency_ms: 12,
+            ttft_ms: Some(3),
+            cost_usd: 0.5,
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn records_survive_reopen_and_aggregate_by_day_and_model() {
+        let dir = std::env::temp_dir().join(format!("basalt-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let day1 = 1_763_769_600_000; // 2025-11-22T00:00:00Z
+        {
+            let store = Store::open(&dir).unwrap();
+            store.record(&inv("a", "m1", day1 + 1000, "ok")).unwrap();
+            store.record(&inv("b", "m1", day1 + 2000, "throttled")).unwrap();
+            store.record(&inv("c", "m2", day1 + 86_400_000, "ok")).unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let rows = store.usage_by_model_and_day(0).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].day, "2025-11-23");
+        assert_eq!(rows[1].model_id, "m1");
+        assert_eq!((rows[1].requests, rows[1].errors, rows[1].input_tokens), (2, 1, 20));
+        assert!((rows[1].cost_usd - 1.0).abs() < 1e-9);
+        assert_eq!(store.recent(1).unwrap()[0].request_id, "c");
+        assert!(store.usage_by_model_and_day(day1 + 86_400_000).unwrap().len() == 1);
+    }
+}
