@@ -65,7 +65,7 @@ def model_path() -> str:
     if not value:
         raise SetupError(
             "BASALT_TEST_MODEL is not set: export BASALT_TEST_MODEL=/abs/path/to/"
-            "gemma-3-270m-q4_k_m.gguf (see shared MODELS.md for how to assemble it)"
+            "gemma-3-270m-q4_k_m.gguf (`basalt models pull` fetches it and prints its path)"
         )
     path = Path(value)
     if not path.is_absolute():
@@ -98,11 +98,14 @@ def render_config(
     max_queue: int = 64,
     default_max_tokens: int = 256,
     auth: bool = False,
+    request_timeout_seconds: int = 300,
+    extra_models: str = "",
 ) -> str:
     text = f"""\
 [server]
 listen = {_toml_str(f"127.0.0.1:{port}")}
 max_body_bytes = {max_body_bytes}
+request_timeout_seconds = {request_timeout_seconds}
 
 [store]
 data_dir = {_toml_str(str(data_dir))}
@@ -121,7 +124,7 @@ max_queue = {max_queue}
 default_max_tokens = {default_max_tokens}
 [models.source]
 path = {_toml_str(model_path)}
-"""
+""" + extra_models
     if auth:
         text += f"""
 [auth]

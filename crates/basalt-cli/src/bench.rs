@@ -95,7 +95,12 @@ fn user_body(text: &str, max_tokens: u32) -> Value {
     })
 }
 
-async fn converse_stream(client: &reqwest::Client, url: &str, model: &str, body: &Value) -> Result<Timing> {
+async fn converse_stream(
+    client: &reqwest::Client,
+    url: &str,
+    model: &str,
+    body: &Value,
+) -> Result<Timing> {
     let start = Instant::now();
     let mut resp = client
         .post(format!("{url}/model/{model}/converse-stream"))
@@ -105,7 +110,10 @@ async fn converse_stream(client: &reqwest::Client, url: &str, model: &str, body:
         .with_context(|| format!("cannot reach basalt at {url}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        bail!("basalt answered {status}: {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "basalt answered {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     let mut t = Timing::default();
     let mut buf = BytesMut::new();
@@ -141,7 +149,12 @@ async fn converse_stream(client: &reqwest::Client, url: &str, model: &str, body:
 }
 
 /// One streamed chat completion against an OpenAI-compatible peer.
-async fn peer_stream(client: &reqwest::Client, url: &str, text: &str, max_tokens: u32) -> Result<Timing> {
+async fn peer_stream(
+    client: &reqwest::Client,
+    url: &str,
+    text: &str,
+    max_tokens: u32,
+) -> Result<Timing> {
     let start = Instant::now();
     let body = json!({
         "messages": [{ "role": "user", "content": text }],
@@ -156,7 +169,10 @@ async fn peer_stream(client: &reqwest::Client, url: &str, text: &str, max_tokens
         .with_context(|| format!("cannot reach the peer at {url}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        bail!("peer answered {status}: {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "peer answered {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     let mut t = Timing::default();
     let mut buf = String::new();
@@ -171,12 +187,17 @@ async fn peer_stream(client: &reqwest::Client, url: &str, text: &str, max_tokens
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else { continue };
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
             if data == "[DONE]" {
                 continue;
             }
             let v: Value = serde_json::from_str(data)?;
-            if v["choices"][0]["delta"]["content"].as_str().is_some_and(|s| !s.is_empty()) {
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+            {
                 chunks += 1;
                 t.first_text.get_or_insert(now);
                 t.last_text = Some(now);
@@ -196,14 +217,18 @@ async fn peer_stream(client: &reqwest::Client, url: &str, text: &str, max_tokens
 
 /// Prompts that make a base model keep writing (numbered lists continue).
 fn open_prompt(i: usize) -> String {
-    format!("Write a long numbered list of facts about the number {}.\n1.", 100 + i * 7)
+    format!(
+        "Write a long numbered list of facts about the number {}.\n1.",
+        100 + i * 7
+    )
 }
 
 /// About `words` words of text that no earlier request has seen.
 fn unique_text(words: usize, nonce: u128) -> String {
     let vocab = [
-        "granite", "river", "lantern", "copper", "meadow", "signal", "harbor", "quartz", "ember", "willow",
-        "falcon", "canyon", "orbit", "velvet", "marble", "thunder", "cedar", "prism", "glacier", "saffron",
+        "granite", "river", "lantern", "copper", "meadow", "signal", "harbor", "quartz", "ember",
+        "willow", "falcon", "canyon", "orbit", "velvet", "marble", "thunder", "cedar", "prism",
+        "glacier", "saffron",
     ];
     let mut x = nonce as u64 | 1;
     let mut out = format!("Document {nonce}.");
@@ -224,11 +249,25 @@ fn llama_bench_tg(bin: &PathBuf, gguf: &PathBuf, threads: u32, n: u32) -> Result
     let out = std::process::Command::new(bin)
         .args(["-m"])
         .arg(gguf)
-        .args(["-t", &threads.to_string(), "-p", "0", "-n", &n.to_string(), "-r", "3", "-o", "json"])
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-p",
+            "0",
+            "-n",
+            &n.to_string(),
+            "-r",
+            "3",
+            "-o",
+            "json",
+        ])
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
     if !out.status.success() {
-        bail!("llama-bench failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "llama-bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let v: Value = serde_json::from_slice(&out.stdout).context("llama-bench output is not JSON")?;
     v.as_array()
@@ -238,16 +277,24 @@ fn llama_bench_tg(bin: &PathBuf, gguf: &PathBuf, threads: u32, n: u32) -> Result
 }
 
 pub fn run(config: &Config, args: BenchArgs) -> Result<()> {
-    let model = match args.model.clone().or_else(|| config.models.first().map(|m| m.id.clone())) {
+    let model = match args
+        .model
+        .clone()
+        .or_else(|| config.models.first().map(|m| m.id.clone()))
+    {
         Some(m) => m,
         None => bail!("no model: pass --model"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_async(&args, &model))
 }
 
 async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
     let url = args.url.trim_end_matches('/');
     let mut results = serde_json::Map::new();
     results.insert("rss_idle_mib".into(), json!(rss_mib(args.pid)));
@@ -259,11 +306,21 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
     // 1. Single-stream decode.
     let mut single = Vec::new();
     for r in 0..args.repeats {
-        let t = converse_stream(&client, url, model, &user_body(&open_prompt(r), args.max_tokens)).await?;
+        let t = converse_stream(
+            &client,
+            url,
+            model,
+            &user_body(&open_prompt(r), args.max_tokens),
+        )
+        .await?;
         if let Some(tps) = t.decode_tps() {
             single.push(tps);
         }
-        eprintln!("single stream {r}: {} tokens, {:.1} tok/s", t.output_tokens, t.decode_tps().unwrap_or(0.0));
+        eprintln!(
+            "single stream {r}: {} tokens, {:.1} tok/s",
+            t.output_tokens,
+            t.decode_tps().unwrap_or(0.0)
+        );
     }
     let single_tps = median(single);
     results.insert("single_stream_decode_tps".into(), json!(single_tps));
@@ -271,13 +328,20 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
         let tg = llama_bench_tg(bin, gguf, args.threads, 128)?;
         results.insert("llama_bench_tg128_tps".into(), json!(tg));
         results.insert("single_stream_ratio".into(), json!(single_tps / tg));
-        eprintln!("llama-bench tg128: {tg:.1} tok/s; basalt/peer = {:.3}", single_tps / tg);
+        eprintln!(
+            "llama-bench tg128: {tg:.1} tok/s; basalt/peer = {:.3}",
+            single_tps / tg
+        );
     }
 
     // 2. Aggregate decode with concurrent clients.
     let aggregate = |peer: bool| {
         let client = client.clone();
-        let url = if peer { args.peer_url.clone().unwrap_or_default() } else { url.to_string() };
+        let url = if peer {
+            args.peer_url.clone().unwrap_or_default()
+        } else {
+            url.to_string()
+        };
         let model = model.to_string();
         let (clients, max_tokens) = (args.clients, args.max_tokens);
         async move {
@@ -290,7 +354,8 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
                     if peer {
                         peer_stream(&client, &url, &prompt, max_tokens).await
                     } else {
-                        converse_stream(&client, &url, &model, &user_body(&prompt, max_tokens)).await
+                        converse_stream(&client, &url, &model, &user_body(&prompt, max_tokens))
+                            .await
                     }
                 }));
             }
@@ -323,17 +388,36 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
     }
 
     // 3. TTFT: a 1,000-token prefix, cold and then seen before.
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
     let prefix = unique_text(900, nonce);
-    let cold = converse_stream(&client, url, model, &user_body(&format!("{prefix}\nQuestion 0: what is the first word?"), 4)).await?;
+    let cold = converse_stream(
+        &client,
+        url,
+        model,
+        &user_body(&format!("{prefix}\nQuestion 0: what is the first word?"), 4),
+    )
+    .await?;
     let mut warm = Vec::new();
     for q in 1..=args.repeats.max(3) {
-        let t = converse_stream(&client, url, model, &user_body(&format!("{prefix}\nQuestion {q}: what is word {q}?"), 4)).await?;
+        let t = converse_stream(
+            &client,
+            url,
+            model,
+            &user_body(&format!("{prefix}\nQuestion {q}: what is word {q}?"), 4),
+        )
+        .await?;
         warm.push(t.first_event.as_secs_f64());
     }
     let warm = median(warm);
     let cold_s = cold.first_event.as_secs_f64();
-    eprintln!("TTFT: prompt {} tokens, cold {:.1} ms, cached prefix {:.1} ms", cold.input_tokens, cold_s * 1e3, warm * 1e3);
+    eprintln!(
+        "TTFT: prompt {} tokens, cold {:.1} ms, cached prefix {:.1} ms",
+        cold.input_tokens,
+        cold_s * 1e3,
+        warm * 1e3
+    );
     results.insert("ttft_prompt_tokens".into(), json!(cold.input_tokens));
     results.insert("ttft_cold_ms".into(), json!(cold_s * 1e3));
     results.insert("ttft_cached_prefix_ms".into(), json!(warm * 1e3));

@@ -34,11 +34,17 @@ pub fn run(config: &Config, args: ChatArgs) -> Result<()> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.listen));
-    let model = match args.model.clone().or_else(|| config.models.first().map(|m| m.id.clone())) {
+    let model = match args
+        .model
+        .clone()
+        .or_else(|| config.models.first().map(|m| m.id.clone()))
+    {
         Some(m) => m,
         None => bail!("no model: pass --model"),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let client = reqwest::Client::new();
     let mut messages: Vec<Value> = Vec::new();
     if let Some(system) = &args.system {
@@ -57,17 +63,26 @@ pub fn run(config: &Config, args: ChatArgs) -> Result<()> {
             "model": model, "messages": messages, "stream": true,
             "max_tokens": args.max_tokens, "temperature": args.temperature,
         });
-        let answer = runtime.block_on(stream_answer(&client, &url, args.api_key.as_deref(), &body))?;
+        let answer =
+            runtime.block_on(stream_answer(&client, &url, args.api_key.as_deref(), &body))?;
         messages.push(json!({ "role": "assistant", "content": answer }));
     }
 }
 
-async fn stream_answer(client: &reqwest::Client, url: &str, key: Option<&str>, body: &Value) -> Result<String> {
+async fn stream_answer(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> Result<String> {
     let mut req = client.post(format!("{url}/v1/chat/completions")).json(body);
     if let Some(key) = key {
         req = req.bearer_auth(key);
     }
-    let mut resp = req.send().await.with_context(|| format!("cannot reach {url}: is `basalt serve` running?"))?;
+    let mut resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}: is `basalt serve` running?"))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -80,7 +95,9 @@ async fn stream_answer(client: &reqwest::Client, url: &str, key: Option<&str>, b
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else { continue };
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
             if data == "[DONE]" {
                 continue;
             }

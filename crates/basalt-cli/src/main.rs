@@ -13,7 +13,11 @@ use basalt_gateway::{Config, Gateway};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "basalt", version, about = "Self-hosted generative-AI platform: Bedrock and OpenAI APIs over local models")]
+#[command(
+    name = "basalt",
+    version,
+    about = "Self-hosted generative-AI platform: Bedrock and OpenAI APIs over local models"
+)]
 struct Cli {
     /// Config file (TOML). Default: ./basalt.toml if it exists, else built-in defaults.
     #[arg(long, global = true, env = "BASALT_CONFIG")]
@@ -84,7 +88,11 @@ fn main() -> Result<()> {
                 config.validate()?;
             }
             if check {
-                println!("config ok: {} model(s), listening on {} when served", config.models.len(), config.server.listen);
+                println!(
+                    "config ok: {} model(s), listening on {} when served",
+                    config.models.len(),
+                    config.server.listen
+                );
                 return Ok(());
             }
             serve(config)
@@ -97,7 +105,9 @@ fn main() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn serve(mut config: Config) -> Result<()> {
@@ -128,17 +138,21 @@ fn serve(mut config: Config) -> Result<()> {
         if gateway.config().auth.enabled() {
             tracing::info!("authentication required: SigV4 (access_keys) or Bearer (api_keys)");
         } else {
-            tracing::warn!("no auth keys configured: accepting unauthenticated requests on loopback only");
+            tracing::warn!(
+                "no auth keys configured: accepting unauthenticated requests on loopback only"
+            );
         }
         eprintln!("basalt listening on http://{local}");
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
             {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => return std::future::pending().await,
-                };
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => return std::future::pending().await,
+                    };
                 tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
             }
             #[cfg(not(unix))]
@@ -154,7 +168,10 @@ fn models(config: &Config, command: ModelsCommand) -> Result<()> {
     let dir = &config.store.models_dir;
     match command {
         ModelsCommand::List => {
-            println!("{:<28} {:<10} {:<8} {:>8}  PATH", "ID", "PROVIDER", "PRESENT", "CONTEXT");
+            println!(
+                "{:<28} {:<10} {:<8} {:>8}  PATH",
+                "ID", "PROVIDER", "PRESENT", "CONTEXT"
+            );
             for m in &config.models {
                 let Some(fetch) = m.fetch() else { continue };
                 println!(
@@ -171,10 +188,16 @@ fn models(config: &Config, command: ModelsCommand) -> Result<()> {
         ModelsCommand::Pull { model } => {
             let bar = progress::Bar::default();
             let mut found = false;
-            for m in config.models.iter().filter(|m| model.as_ref().is_none_or(|id| &m.id == id)) {
+            for m in config
+                .models
+                .iter()
+                .filter(|m| model.as_ref().is_none_or(|id| &m.id == id))
+            {
                 found = true;
                 let Some(fetch) = m.fetch() else { continue };
-                let path = fetch.ensure(dir, &bar).with_context(|| format!("model {}", m.id))?;
+                let path = fetch
+                    .ensure(dir, &bar)
+                    .with_context(|| format!("model {}", m.id))?;
                 println!("{}: {}", m.id, path.display());
             }
             if !found {
@@ -208,6 +231,9 @@ fn usage(config: &Config, days: u32) -> Result<()> {
         out += r.output_tokens;
         cost += r.cost_usd;
     }
-    println!("{:<12} {:<28} {req:>9} {err:>7} {inp:>12} {out:>12} {cost:>12.6}", "TOTAL", "");
+    println!(
+        "{:<12} {:<28} {req:>9} {err:>7} {inp:>12} {out:>12} {cost:>12.6}",
+        "TOTAL", ""
+    );
     Ok(())
 }

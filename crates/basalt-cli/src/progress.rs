@@ -15,9 +15,11 @@ impl Progress for Bar {
     fn stage(&self, message: &str, total_bytes: Option<u64>) {
         let bar = match total_bytes {
             Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             ),
             None => ProgressBar::new_spinner(),
         };

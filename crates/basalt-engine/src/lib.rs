@@ -139,11 +139,16 @@ impl Engine {
         if !config.model_path.is_file() {
             return Err(load_err("no such file".into()));
         }
-        let model = LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
-            .map_err(|e| load_err(e.to_string()))?;
+        let model =
+            LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
+                .map_err(|e| load_err(e.to_string()))?;
         let template = match &config.chat_template {
-            Some(t) => LlamaChatTemplate::new(t).map_err(|e| EngineError::Template(e.to_string()))?,
-            None => model.chat_template(None).map_err(|_| EngineError::NoTemplate)?,
+            Some(t) => {
+                LlamaChatTemplate::new(t).map_err(|e| EngineError::Template(e.to_string()))?
+            }
+            None => model
+                .chat_template(None)
+                .map_err(|_| EngineError::NoTemplate)?,
         };
         let model = Arc::new(model);
         let stats = Arc::new(EngineStats::default());
@@ -155,7 +160,14 @@ impl Engine {
         std::thread::Builder::new()
             .name("basalt-engine".into())
             .spawn(move || {
-                scheduler::run(backend, &thread_model, &thread_config, &thread_stats, &rx, &ready_tx);
+                scheduler::run(
+                    backend,
+                    &thread_model,
+                    &thread_config,
+                    &thread_stats,
+                    &rx,
+                    &ready_tx,
+                );
             })
             .map_err(|e| EngineError::Backend(e.to_string()))?;
         ready_rx.recv().map_err(|_| EngineError::Stopped)??;
@@ -205,7 +217,10 @@ impl Engine {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            chat.push(LlamaChatMessage::new(role.into(), m.joined_text()).map_err(|e| template_err(&e))?);
+            chat.push(
+                LlamaChatMessage::new(role.into(), m.joined_text())
+                    .map_err(|e| template_err(&e))?,
+            );
         }
         self.model
             .apply_chat_template(&self.template, &chat, true)

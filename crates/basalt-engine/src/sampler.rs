@@ -53,7 +53,12 @@ pub struct Sampler {
 impl Sampler {
     #[must_use]
     pub fn new(params: SamplingParams, default_top_k: u32) -> Self {
-        let top_k = if params.top_k == 0 { default_top_k } else { params.top_k }.max(1) as usize;
+        let top_k = if params.top_k == 0 {
+            default_top_k
+        } else {
+            params.top_k
+        }
+        .max(1) as usize;
         // SplitMix64 seeding so nearby seeds give unrelated streams.
         let rng = params.seed ^ 0x9E37_79B9_7F4A_7C15;
         Self {
@@ -84,7 +89,10 @@ impl Sampler {
         let mut floor = f32::NEG_INFINITY;
         for (i, &logit) in logits.iter().enumerate() {
             if logit > floor || self.heap.len() < self.top_k {
-                self.heap.push(Candidate { logit, token: i as u32 });
+                self.heap.push(Candidate {
+                    logit,
+                    token: i as u32,
+                });
                 if self.heap.len() > self.top_k {
                     self.heap.pop();
                 }
@@ -145,7 +153,12 @@ mod tests {
     use super::*;
 
     fn params(temperature: f32, top_p: f32, top_k: u32, seed: u64) -> SamplingParams {
-        SamplingParams { temperature, top_p, top_k, seed }
+        SamplingParams {
+            temperature,
+            top_p,
+            top_k,
+            seed,
+        }
     }
 
     #[test]
@@ -168,7 +181,11 @@ mod tests {
             (0..50).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         assert_eq!(run(42), run(42));
-        let mut top: Vec<(f32, u32)> = logits.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect();
+        let mut top: Vec<(f32, u32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, i as u32))
+            .collect();
         top.sort_by(|a, b| b.0.total_cmp(&a.0));
         let allowed: Vec<u32> = top[..3].iter().map(|p| p.1).collect();
         assert!(run(42).iter().all(|t| allowed.contains(t)));

@@ -257,7 +257,11 @@ impl Scheduler<'_> {
         let capacity = self.config.kv_cache_tokens as usize;
         while self.cells_committed() + need > capacity {
             let victim = (0..self.slots.len())
-                .filter(|&i| i != target && self.slots[i].active.is_none() && !self.slots[i].cached.is_empty())
+                .filter(|&i| {
+                    i != target
+                        && self.slots[i].active.is_none()
+                        && !self.slots[i].cached.is_empty()
+                })
                 .min_by_key(|&i| self.slots[i].last_used);
             match victim {
                 Some(v) => self.clear_seq(v),
@@ -297,7 +301,11 @@ impl Scheduler<'_> {
     /// valid and remain available for prefix reuse.
     fn drop_cancelled(&mut self) {
         for slot in &mut self.slots {
-            if slot.active.as_ref().is_some_and(|a| a.job.events.is_closed()) {
+            if slot
+                .active
+                .as_ref()
+                .is_some_and(|a| a.job.events.is_closed())
+            {
                 slot.active = None;
                 self.stats.active_sequences.fetch_sub(1, Ordering::Relaxed);
             }
@@ -321,7 +329,9 @@ impl Scheduler<'_> {
         let mut in_batch: Vec<usize> = Vec::new();
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             if let Some(token) = active.next_token.take() {
                 let pos = slot.cached.len() as i32;
                 if self.batch.add(token, pos, &[slot.seq], true).is_err() {
@@ -339,7 +349,9 @@ impl Scheduler<'_> {
                 break;
             }
             let slot = &mut self.slots[i];
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             let prompt_len = active.job.prompt.len();
             if active.evaluated >= prompt_len {
                 continue;
@@ -349,7 +361,11 @@ impl Scheduler<'_> {
             for j in active.evaluated..active.evaluated + take {
                 let last = j + 1 == prompt_len;
                 let token = active.job.prompt[j];
-                if self.batch.add(token, slot.cached.len() as i32, &[slot.seq], last).is_err() {
+                if self
+                    .batch
+                    .add(token, slot.cached.len() as i32, &[slot.seq], last)
+                    .is_err()
+                {
                     break;
                 }
                 slot.cached.push(token);
@@ -392,7 +408,9 @@ impl Scheduler<'_> {
         self.stats.decode_steps.fetch_add(1, Ordering::Relaxed);
         for (i, idx) in sample_at {
             let logits = self.ctx.get_logits_ith(idx);
-            let Some(active) = self.slots[i].active.as_mut() else { continue };
+            let Some(active) = self.slots[i].active.as_mut() else {
+                continue;
+            };
             let token = LlamaToken(active.sampler.sample(logits) as i32);
             if !active.started {
                 active.started = true;
@@ -412,7 +430,9 @@ impl Scheduler<'_> {
         self.stats.tokens_generated.fetch_add(1, Ordering::Relaxed);
         let model: &LlamaModel = self.model;
         let vocab = model.vocab();
-        let Some(active) = self.slots[i].active.as_mut() else { return };
+        let Some(active) = self.slots[i].active.as_mut() else {
+            return;
+        };
         active.generated += 1;
         if vocab.is_eog(token) {
             self.finish(i, StopReason::EndTurn, None);
@@ -445,7 +465,9 @@ impl Scheduler<'_> {
 
     fn finish(&mut self, i: usize, reason: StopReason, stop_sequence: Option<String>) {
         let slot = &mut self.slots[i];
-        let Some(mut active) = slot.active.take() else { return };
+        let Some(mut active) = slot.active.take() else {
+            return;
+        };
         self.stats.active_sequences.fetch_sub(1, Ordering::Relaxed);
         self.tick += 1;
         slot.last_used = self.tick;

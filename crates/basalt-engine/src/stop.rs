@@ -60,7 +60,10 @@ impl StopMatcher {
             .unwrap_or(self.pending.len());
         let text = self.pending[..hold].to_string();
         self.pending.drain(..hold);
-        Released { text, stopped: None }
+        Released {
+            text,
+            stopped: None,
+        }
     }
 
     /// Releases whatever is still held (generation ended for another reason).

@@ -2,6 +2,11 @@
 //! determinism, prefix cache, continuous batching, queue limits, cancellation.
 //! Needs BASALT_TEST_MODEL (scripts/test sets it after `basalt models pull`).
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers of a test file fail loudly"
+)]
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -58,14 +63,24 @@ struct Outcome {
     cached: u32,
 }
 
-fn submit(engine: &Engine, text: &str, max_tokens: u32, stops: Vec<String>) -> tokio::sync::mpsc::Receiver<basalt_types::Result<StreamEvent>> {
+fn submit(
+    engine: &Engine,
+    text: &str,
+    max_tokens: u32,
+    stops: Vec<String>,
+) -> tokio::sync::mpsc::Receiver<basalt_types::Result<StreamEvent>> {
     let prompt = engine.prompt_tokens(&request(text)).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(max_tokens as usize + 8);
     engine
         .submit(Job {
             prompt,
             max_tokens,
-            sampling: SamplingParams { temperature: 0.0, top_p: 1.0, top_k: 0, seed: 1 },
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed: 1,
+            },
             stop_sequences: stops,
             events: tx,
         })
@@ -77,11 +92,21 @@ fn collect(mut rx: tokio::sync::mpsc::Receiver<basalt_types::Result<StreamEvent>
     let mut text = String::new();
     let mut cached = 0;
     loop {
-        match rx.blocking_recv().expect("engine closed the stream").unwrap() {
+        match rx
+            .blocking_recv()
+            .expect("engine closed the stream")
+            .unwrap()
+        {
             StreamEvent::Start { cached_tokens, .. } => cached = cached_tokens,
             StreamEvent::TextDelta(t) => text.push_str(&t),
             StreamEvent::Stop { reason, usage, .. } => {
-                return Outcome { text, reason, output_tokens: usage.output_tokens, input_tokens: usage.input_tokens, cached }
+                return Outcome {
+                    text,
+                    reason,
+                    output_tokens: usage.output_tokens,
+                    input_tokens: usage.input_tokens,
+                    cached,
+                }
             }
         }
     }
@@ -105,7 +130,10 @@ fn greedy_generation_is_deterministic_and_bounded() {
     if a.reason == StopReason::MaxTokens {
         assert_eq!(a.output_tokens, 12);
     }
-    let expected_input = engine.prompt_tokens(&request("Count: 1, 2, 3, 4,")).unwrap().len() as u32;
+    let expected_input = engine
+        .prompt_tokens(&request("Count: 1, 2, 3, 4,"))
+        .unwrap()
+        .len() as u32;
     assert_eq!(a.input_tokens, expected_input);
     assert!(b.cached > 0, "the repeated prompt reused its cached prefix");
 }
@@ -119,7 +147,11 @@ fn shared_prefix_is_reused_and_gives_the_same_answer() {
     let other = collect(submit(engine, &format!("{long}\nSay B."), 6, vec![]));
     assert_eq!(cold.text, warm.text);
     assert!(warm.cached as usize >= warm.input_tokens as usize - 1);
-    assert!(other.cached > 400, "only {} prefix tokens reused", other.cached);
+    assert!(
+        other.cached > 400,
+        "only {} prefix tokens reused",
+        other.cached
+    );
 }
 
 #[test]
@@ -127,19 +159,26 @@ fn concurrent_requests_decode_in_shared_batches() {
     let Some(engine) = engine() else { return };
     wait_idle(engine);
     let steps_before = engine.stats().decode_steps.load(Ordering::Relaxed);
-    let receivers: Vec<_> = (0..4).map(|i| submit(engine, &format!("List {i}: a, b, c,"), 16, vec![])).collect();
+    let receivers: Vec<_> = (0..4)
+        .map(|i| submit(engine, &format!("List {i}: a, b, c,"), 16, vec![]))
+        .collect();
     let outcomes: Vec<_> = receivers.into_iter().map(collect).collect();
     let tokens: u32 = outcomes.iter().map(|o| o.output_tokens).sum();
     let steps = engine.stats().decode_steps.load(Ordering::Relaxed) - steps_before;
     assert!(outcomes.iter().all(|o| o.output_tokens > 0));
-    assert!(steps < u64::from(tokens), "{steps} steps for {tokens} tokens: no batching");
+    assert!(
+        steps < u64::from(tokens),
+        "{steps} steps for {tokens} tokens: no batching"
+    );
 }
 
 #[test]
 fn stop_sequences_end_generation_without_the_stop_text() {
     let Some(engine) = engine() else { return };
     let free = collect(submit(engine, "Count: 1, 2, 3, 4,", 16, vec![]));
-    let Some(cut) = free.text.char_indices().nth(3).map(|(i, _)| i) else { return };
+    let Some(cut) = free.text.char_indices().nth(3).map(|(i, _)| i) else {
+        return;
+    };
     let stop = free.text[cut..].chars().take(2).collect::<String>();
     let stopped = collect(submit(engine, "Count: 1, 2, 3, 4,", 16, vec![stop.clone()]));
     assert_eq!(stopped.reason, StopReason::StopSequence);
@@ -150,7 +189,12 @@ fn stop_sequences_end_generation_without_the_stop_text() {
 #[test]
 fn a_dropped_receiver_frees_its_sequence() {
     let Some(engine) = engine() else { return };
-    let mut rx = submit(engine, "Write a very long story about a river.", 2000, vec![]);
+    let mut rx = submit(
+        engine,
+        "Write a very long story about a river.",
+        2000,
+        vec![],
+    );
     let mut seen = 0;
     while seen < 3 {
         if let Some(Ok(StreamEvent::TextDelta(_))) = rx.blocking_recv() {
@@ -168,12 +212,19 @@ fn a_full_queue_is_refused_at_once() {
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..6 {
-        let prompt = engine.prompt_tokens(&request("Tell me a long story.")).unwrap();
+        let prompt = engine
+            .prompt_tokens(&request("Tell me a long story."))
+            .unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(600);
         let job = Job {
             prompt,
             max_tokens: 500,
-            sampling: SamplingParams { temperature: 0.0, top_p: 1.0, top_k: 0, seed: 1 },
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed: 1,
+            },
             stop_sequences: vec![],
             events: tx,
         };

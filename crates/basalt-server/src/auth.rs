@@ -20,7 +20,11 @@ fn denied(message: impl std::fmt::Display) -> Error {
 }
 
 /// Checks the request's credentials against the configured keys.
-fn authorize(state: &AppState, parts: &axum::http::request::Parts, body: &[u8]) -> Result<(), Error> {
+fn authorize(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<(), Error> {
     let auth = &state.gateway.config().auth;
     let header = parts
         .headers
@@ -29,11 +33,14 @@ fn authorize(state: &AppState, parts: &axum::http::request::Parts, body: &[u8]) 
         .ok_or_else(|| denied("Missing credentials: sign the request with SigV4 or send Authorization: Bearer <api key>."))?;
     if let Some(token) = header.strip_prefix("Bearer ") {
         let token = token.trim().as_bytes();
-        let ok = auth
-            .api_keys
-            .iter()
-            .fold(false, |found, key| found | bool::from(key.as_bytes().ct_eq(token)));
-        return if ok { Ok(()) } else { Err(denied("The API key is not valid.")) };
+        let ok = auth.api_keys.iter().fold(false, |found, key| {
+            found | bool::from(key.as_bytes().ct_eq(token))
+        });
+        return if ok {
+            Ok(())
+        } else {
+            Err(denied("The API key is not valid."))
+        };
     }
     if header.starts_with("AWS4-HMAC-SHA256") {
         let request = sigv4::SignedRequest::from_parts(parts, body);
@@ -52,7 +59,9 @@ fn authorize(state: &AppState, parts: &axum::http::request::Parts, body: &[u8]) 
         .map(|_| ())
         .map_err(|e| denied(format!("The request signature is not valid: {e}")));
     }
-    Err(denied("Unsupported Authorization scheme: use AWS SigV4 or Bearer."))
+    Err(denied(
+        "Unsupported Authorization scheme: use AWS SigV4 or Bearer.",
+    ))
 }
 
 fn with_request_id(mut resp: Response, id: &RequestId) -> Response {
@@ -96,6 +105,8 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         }
     }
     parts.extensions.insert(id.clone());
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     with_request_id(resp, &id)
 }

@@ -6,11 +6,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine as _;
 use basalt_gateway::{CallContext, GatewayStream};
 use basalt_types::{
-    ChatRequest, ContentBlock, Error, InferenceConfig, Message, Role, StopReason, StreamEvent, Usage,
+    ChatRequest, ContentBlock, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
+    Usage,
 };
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,13 +43,19 @@ pub(crate) struct ConverseBody {
     #[serde(default)]
     prompt_variables: Option<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted and ignored, as Bedrock does for logging metadata")]
+    #[expect(
+        dead_code,
+        reason = "accepted and ignored, as Bedrock does for logging metadata"
+    )]
     request_metadata: Option<Value>,
     #[serde(default)]
     #[expect(dead_code, reason = "accepted; local models have one latency profile")]
     performance_config: Option<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted; local models return no extra response fields")]
+    #[expect(
+        dead_code,
+        reason = "accepted; local models return no extra response fields"
+    )]
     additional_model_response_field_paths: Option<Value>,
     #[serde(default)]
     #[expect(dead_code, reason = "accepted; ignored by local models")]
@@ -91,13 +98,16 @@ fn unsupported_block(kind: &str) -> Error {
     ))
 }
 
-fn blocks_to_text(blocks: &[serde_json::Map<String, Value>], at: &str) -> Result<Vec<ContentBlock>, Error> {
+fn blocks_to_text(
+    blocks: &[serde_json::Map<String, Value>],
+    at: &str,
+) -> Result<Vec<ContentBlock>, Error> {
     let mut out = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         if let Some(text) = block.get("text") {
-            let text = text
-                .as_str()
-                .ok_or_else(|| Error::validation(format!("{at}.content.{j}.text must be a string")))?;
+            let text = text.as_str().ok_or_else(|| {
+                Error::validation(format!("{at}.content.{j}.text must be a string"))
+            })?;
             out.push(ContentBlock::Text(text.to_string()));
         } else if block.contains_key("cachePoint") {
             // Prompt caching is automatic (KV prefix cache); cache points need no action.
@@ -110,7 +120,9 @@ fn blocks_to_text(blocks: &[serde_json::Map<String, Value>], at: &str) -> Result
 }
 
 fn top_k_and_seed(extra: Option<&Value>) -> Result<(Option<u32>, Option<u32>), Error> {
-    let Some(extra) = extra else { return Ok((None, None)) };
+    let Some(extra) = extra else {
+        return Ok((None, None));
+    };
     let field = |names: &[&str]| -> Result<Option<u32>, Error> {
         for name in names {
             if let Some(v) = extra.get(*name) {
@@ -118,7 +130,11 @@ fn top_k_and_seed(extra: Option<&Value>) -> Result<(Option<u32>, Option<u32>), E
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())
                     .map(Some)
-                    .ok_or_else(|| Error::validation(format!("additionalModelRequestFields.{name} must be a non-negative integer")));
+                    .ok_or_else(|| {
+                        Error::validation(format!(
+                            "additionalModelRequestFields.{name} must be a non-negative integer"
+                        ))
+                    });
             }
         }
         Ok(None)
@@ -132,10 +148,14 @@ impl ConverseBody {
             return Err(Error::validation("This model doesn't support tool use."));
         }
         if self.guardrail_config.is_some() {
-            return Err(Error::validation("Guardrails are not available in this basalt version."));
+            return Err(Error::validation(
+                "Guardrails are not available in this basalt version.",
+            ));
         }
         if self.prompt_variables.is_some() {
-            return Err(Error::validation("promptVariables requires a prompt resource, which basalt does not manage yet."));
+            return Err(Error::validation(
+                "promptVariables requires a prompt resource, which basalt does not manage yet.",
+            ));
         }
         let mut messages = Vec::new();
         for (i, m) in self.messages.unwrap_or_default().into_iter().enumerate() {
@@ -146,7 +166,9 @@ impl ConverseBody {
         }
         let mut system = Vec::new();
         for (i, block) in self.system.unwrap_or_default().iter().enumerate() {
-            let obj = block.as_object().ok_or_else(|| Error::validation(format!("system.{i} must be an object")))?;
+            let obj = block
+                .as_object()
+                .ok_or_else(|| Error::validation(format!("system.{i} must be an object")))?;
             for b in blocks_to_text(std::slice::from_ref(obj), "system")? {
                 let ContentBlock::Text(t) = b;
                 system.push(t);
@@ -191,7 +213,10 @@ fn usage_json(u: &Usage) -> Value {
 }
 
 fn ctx(api: &'static str, id: &RequestId) -> CallContext {
-    CallContext { api, request_id: id.0.clone() }
+    CallContext {
+        api,
+        request_id: id.0.clone(),
+    }
 }
 
 /// Waits for the first event so that errors before any output are ordinary
@@ -210,7 +235,10 @@ pub(crate) async fn converse(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let request = parse_json::<ConverseBody>(&body)?.into_request(model_id)?;
-    let resp = state.gateway.converse(ctx("Converse", &id), request).await?;
+    let resp = state
+        .gateway
+        .converse(ctx("Converse", &id), request)
+        .await?;
     Ok(Json(json!({
         "output": { "message": { "role": "assistant", "content": [ { "text": resp.text } ] } },
         "stopReason": stop_reason(resp.stop_reason),
@@ -226,15 +254,24 @@ impl Encoder for ConverseEncoder {
     fn event(&mut self, event: &StreamEvent, elapsed_ms: u64, out: &mut BytesMut) {
         match event {
             StreamEvent::Start { .. } => {
-                out.extend_from_slice(&eventstream::json_event("messageStart", &json!({ "role": "assistant" })));
+                out.extend_from_slice(&eventstream::json_event(
+                    "messageStart",
+                    &json!({ "role": "assistant" }),
+                ));
             }
             StreamEvent::TextDelta(text) => out.extend_from_slice(&eventstream::json_event(
                 "contentBlockDelta",
                 &json!({ "contentBlockIndex": 0, "delta": { "text": text } }),
             )),
             StreamEvent::Stop { reason, usage, .. } => {
-                out.extend_from_slice(&eventstream::json_event("contentBlockStop", &json!({ "contentBlockIndex": 0 })));
-                out.extend_from_slice(&eventstream::json_event("messageStop", &json!({ "stopReason": stop_reason(*reason) })));
+                out.extend_from_slice(&eventstream::json_event(
+                    "contentBlockStop",
+                    &json!({ "contentBlockIndex": 0 }),
+                ));
+                out.extend_from_slice(&eventstream::json_event(
+                    "messageStop",
+                    &json!({ "stopReason": stop_reason(*reason) }),
+                ));
                 out.extend_from_slice(&eventstream::json_event(
                     "metadata",
                     &json!({ "usage": usage_json(usage), "metrics": { "latencyMs": elapsed_ms } }),
@@ -244,16 +281,23 @@ impl Encoder for ConverseEncoder {
     }
 
     fn error(&mut self, error: &Error, out: &mut BytesMut) {
-        out.extend_from_slice(&eventstream::exception_frame(stream_exception(error.kind), &error.message));
+        out.extend_from_slice(&eventstream::exception_frame(
+            stream_exception(error.kind),
+            &error.message,
+        ));
     }
 }
 
-fn event_stream_response(body: axum::body::Body, extra: Option<(&'static str, &'static str)>) -> Response {
+fn event_stream_response(
+    body: axum::body::Body,
+    extra: Option<(&'static str, &'static str)>,
+) -> Response {
     let mut resp = Response::new(body);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
     if let Some((name, value)) = extra {
-        resp.headers_mut().insert(name, HeaderValue::from_static(value));
+        resp.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
     }
     resp
 }
@@ -265,9 +309,15 @@ pub(crate) async fn converse_stream(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let request = parse_json::<ConverseBody>(&body)?.into_request(model_id)?;
-    let mut stream = state.gateway.converse_stream(ctx("ConverseStream", &id), request).await?;
+    let mut stream = state
+        .gateway
+        .converse_stream(ctx("ConverseStream", &id), request)
+        .await?;
     let first = first_event(&mut stream).await?;
-    Ok(event_stream_response(streaming::body(stream, first, ConverseEncoder), None))
+    Ok(event_stream_response(
+        streaming::body(stream, first, ConverseEncoder),
+        None,
+    ))
 }
 
 // ---------- InvokeModel bodies ----------
@@ -294,7 +344,10 @@ struct LlamaBody {
 #[serde(deny_unknown_fields)]
 struct AnthropicBody {
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted as sent by Anthropic clients; one version is served")]
+    #[expect(
+        dead_code,
+        reason = "accepted as sent by Anthropic clients; one version is served"
+    )]
     anthropic_version: Option<String>,
     #[serde(default)]
     anthropic_beta: Option<Value>,
@@ -329,24 +382,28 @@ fn anthropic_text(content: &Value, at: &str) -> Result<String, Error> {
             let mut text = String::new();
             for (j, b) in blocks.iter().enumerate() {
                 match b.get("type").and_then(Value::as_str) {
-                    Some("text") => text.push_str(
-                        b.get("text")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| Error::validation(format!("{at}.{j}.text must be a string")))?,
-                    ),
+                    Some("text") => {
+                        text.push_str(b.get("text").and_then(Value::as_str).ok_or_else(|| {
+                            Error::validation(format!("{at}.{j}.text must be a string"))
+                        })?)
+                    }
                     Some(other) => return Err(unsupported_block(other)),
                     None => return Err(Error::validation(format!("{at}.{j} needs a type"))),
                 }
             }
             Ok(text)
         }
-        _ => Err(Error::validation(format!("{at} must be a string or a list of content blocks"))),
+        _ => Err(Error::validation(format!(
+            "{at} must be a string or a list of content blocks"
+        ))),
     }
 }
 
 fn max_tokens_field(v: Option<i64>, name: &str) -> Result<Option<u32>, Error> {
     match v {
-        Some(n) if n < 1 => Err(Error::validation(format!("{name} must be at least 1, got {n}"))),
+        Some(n) if n < 1 => Err(Error::validation(format!(
+            "{name} must be at least 1, got {n}"
+        ))),
         Some(n) => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
         None => Ok(None),
     }
@@ -359,16 +416,22 @@ fn parse_invoke_body(body: &[u8], model_id: String) -> Result<(BodyFormat, ChatR
         .as_object()
         .ok_or_else(|| Error::validation("The request body must be a JSON object."))?;
     if obj.contains_key("messages") || obj.contains_key("anthropic_version") {
-        let b: AnthropicBody = serde_json::from_value(value).map_err(|e| Error::validation(format!("Malformed Anthropic Messages body: {e}")))?;
+        let b: AnthropicBody = serde_json::from_value(value)
+            .map_err(|e| Error::validation(format!("Malformed Anthropic Messages body: {e}")))?;
         if b.tools.is_some() || b.tool_choice.is_some() {
             return Err(Error::validation("This model doesn't support tool use."));
         }
         if b.anthropic_beta.is_some() {
-            return Err(Error::validation("anthropic_beta features are not supported by this model."));
+            return Err(Error::validation(
+                "anthropic_beta features are not supported by this model.",
+            ));
         }
         let mut messages = Vec::new();
         for (i, m) in b.messages.iter().enumerate() {
-            messages.push(Message::text(parse_role(&m.role, i)?, anthropic_text(&m.content, &format!("messages.{i}.content"))?));
+            messages.push(Message::text(
+                parse_role(&m.role, i)?,
+                anthropic_text(&m.content, &format!("messages.{i}.content"))?,
+            ));
         }
         let system = match &b.system {
             None => vec![],
@@ -391,7 +454,8 @@ fn parse_invoke_body(body: &[u8], model_id: String) -> Result<(BodyFormat, ChatR
         request.validate()?;
         Ok((BodyFormat::Anthropic, request))
     } else if obj.contains_key("prompt") {
-        let b: LlamaBody = serde_json::from_value(value).map_err(|e| Error::validation(format!("Malformed Meta Llama body: {e}")))?;
+        let b: LlamaBody = serde_json::from_value(value)
+            .map_err(|e| Error::validation(format!("Malformed Meta Llama body: {e}")))?;
         if b.images.is_some() {
             return Err(unsupported_block("image"));
         }
@@ -446,7 +510,10 @@ pub(crate) async fn invoke(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let (format, request) = parse_invoke_body(&body, model_id.clone())?;
-    let resp = state.gateway.converse(ctx("InvokeModel", &id), request).await?;
+    let resp = state
+        .gateway
+        .converse(ctx("InvokeModel", &id), request)
+        .await?;
     let u = resp.usage;
     let out = match format {
         BodyFormat::MetaLlama => json!({
@@ -467,9 +534,18 @@ pub(crate) async fn invoke(
         }),
     };
     let mut headers = HeaderMap::new();
-    headers.insert("x-amzn-bedrock-input-token-count", HeaderValue::from(u.input_tokens));
-    headers.insert("x-amzn-bedrock-output-token-count", HeaderValue::from(u.output_tokens));
-    headers.insert("x-amzn-bedrock-invocation-latency", HeaderValue::from(resp.latency_ms));
+    headers.insert(
+        "x-amzn-bedrock-input-token-count",
+        HeaderValue::from(u.input_tokens),
+    );
+    headers.insert(
+        "x-amzn-bedrock-output-token-count",
+        HeaderValue::from(u.output_tokens),
+    );
+    headers.insert(
+        "x-amzn-bedrock-invocation-latency",
+        HeaderValue::from(resp.latency_ms),
+    );
     Ok((headers, Json(out)).into_response())
 }
 
@@ -486,7 +562,10 @@ struct InvokeEncoder {
 impl InvokeEncoder {
     fn chunk(out: &mut BytesMut, payload: &Value) {
         let bytes = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
-        out.extend_from_slice(&eventstream::json_event("chunk", &json!({ "bytes": bytes })));
+        out.extend_from_slice(&eventstream::json_event(
+            "chunk",
+            &json!({ "bytes": bytes }),
+        ));
     }
 }
 
@@ -495,15 +574,21 @@ impl Encoder for InvokeEncoder {
         match (self.format, event) {
             (BodyFormat::Anthropic, StreamEvent::Start { input_tokens, .. }) => {
                 self.input_tokens = *input_tokens;
-                Self::chunk(out, &json!({
-                    "type": "message_start",
-                    "message": {
-                        "id": self.message_id, "type": "message", "role": "assistant", "model": self.model_id,
-                        "content": [], "stop_reason": null, "stop_sequence": null,
-                        "usage": { "input_tokens": input_tokens, "output_tokens": 0 },
-                    },
-                }));
-                Self::chunk(out, &json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }));
+                Self::chunk(
+                    out,
+                    &json!({
+                        "type": "message_start",
+                        "message": {
+                            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model_id,
+                            "content": [], "stop_reason": null, "stop_sequence": null,
+                            "usage": { "input_tokens": input_tokens, "output_tokens": 0 },
+                        },
+                    }),
+                );
+                Self::chunk(
+                    out,
+                    &json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+                );
             }
             (BodyFormat::MetaLlama, StreamEvent::Start { input_tokens, .. }) => {
                 self.input_tokens = *input_tokens;
@@ -512,7 +597,9 @@ impl Encoder for InvokeEncoder {
                 self.first_byte_ms.get_or_insert(elapsed_ms);
                 self.generated_chunks += 1;
                 let payload = match self.format {
-                    BodyFormat::Anthropic => json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": text } }),
+                    BodyFormat::Anthropic => {
+                        json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": text } })
+                    }
                     BodyFormat::MetaLlama => json!({
                         "generation": text,
                         "prompt_token_count": if self.generated_chunks == 1 { Some(self.input_tokens) } else { None },
@@ -522,25 +609,42 @@ impl Encoder for InvokeEncoder {
                 };
                 Self::chunk(out, &payload);
             }
-            (format, StreamEvent::Stop { reason, stop_sequence, usage }) => {
-                let metrics = invocation_metrics(usage, elapsed_ms, self.first_byte_ms.unwrap_or(elapsed_ms));
+            (
+                format,
+                StreamEvent::Stop {
+                    reason,
+                    stop_sequence,
+                    usage,
+                },
+            ) => {
+                let metrics =
+                    invocation_metrics(usage, elapsed_ms, self.first_byte_ms.unwrap_or(elapsed_ms));
                 match format {
                     BodyFormat::Anthropic => {
                         Self::chunk(out, &json!({ "type": "content_block_stop", "index": 0 }));
-                        Self::chunk(out, &json!({
-                            "type": "message_delta",
-                            "delta": { "stop_reason": stop_reason(*reason), "stop_sequence": stop_sequence },
-                            "usage": { "output_tokens": usage.output_tokens },
-                        }));
-                        Self::chunk(out, &json!({ "type": "message_stop", "amazon-bedrock-invocationMetrics": metrics }));
+                        Self::chunk(
+                            out,
+                            &json!({
+                                "type": "message_delta",
+                                "delta": { "stop_reason": stop_reason(*reason), "stop_sequence": stop_sequence },
+                                "usage": { "output_tokens": usage.output_tokens },
+                            }),
+                        );
+                        Self::chunk(
+                            out,
+                            &json!({ "type": "message_stop", "amazon-bedrock-invocationMetrics": metrics }),
+                        );
                     }
-                    BodyFormat::MetaLlama => Self::chunk(out, &json!({
-                        "generation": "",
-                        "prompt_token_count": if self.generated_chunks == 0 { Some(usage.input_tokens) } else { None },
-                        "generation_token_count": usage.output_tokens,
-                        "stop_reason": llama_stop(*reason),
-                        "amazon-bedrock-invocationMetrics": metrics,
-                    })),
+                    BodyFormat::MetaLlama => Self::chunk(
+                        out,
+                        &json!({
+                            "generation": "",
+                            "prompt_token_count": if self.generated_chunks == 0 { Some(usage.input_tokens) } else { None },
+                            "generation_token_count": usage.output_tokens,
+                            "stop_reason": llama_stop(*reason),
+                            "amazon-bedrock-invocationMetrics": metrics,
+                        }),
+                    ),
                 }
             }
         }
@@ -612,10 +716,17 @@ pub(crate) async fn count_tokens(
         (None, Some(i)) => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(i.body.as_bytes())
-                .map_err(|e| Error::validation(format!("input.invokeModel.body is not valid base64: {e}")))?;
+                .map_err(|e| {
+                    Error::validation(format!("input.invokeModel.body is not valid base64: {e}"))
+                })?;
             parse_invoke_body(&raw, model_id)?.1
         }
-        _ => return Err(Error::validation("input must contain exactly one of converse or invokeModel.").into()),
+        _ => {
+            return Err(Error::validation(
+                "input must contain exactly one of converse or invokeModel.",
+            )
+            .into())
+        }
     };
     let n = state.gateway.count_tokens(&request).await?;
     Ok(Json(json!({ "inputTokens": n })).into_response())
@@ -627,7 +738,7 @@ mod tests {
 
     fn req(v: Value) -> Result<ChatRequest, Error> {
         serde_json::from_value::<ConverseBody>(v)
-            .map_err(|e| Error::validation(e))?
+            .map_err(Error::validation)?
             .into_request("m".into())
     }
 
@@ -650,16 +761,22 @@ mod tests {
     fn converse_body_rejects_bad_input() {
         assert!(req(json!({"messages": []})).is_err());
         assert!(req(json!({"messages": [{"role": "user", "content": [{"image": {}}]}]})).is_err());
-        assert!(req(json!({"messages": [{"role": "system", "content": [{"text": "x"}]}]})).is_err());
+        assert!(
+            req(json!({"messages": [{"role": "system", "content": [{"text": "x"}]}]})).is_err()
+        );
         assert!(req(json!({"messages": [{"role": "user", "content": [{"text": "x"}]}], "inferenceConfig": {"maxTokens": 0}})).is_err());
         assert!(serde_json::from_value::<ConverseBody>(json!({"messages": "nope"})).is_err());
     }
 
     #[test]
     fn invoke_bodies_are_recognised_by_shape() {
-        let (f, r) = parse_invoke_body(br#"{"prompt": "hi", "max_gen_len": 7}"#, "m".into()).unwrap();
+        let (f, r) =
+            parse_invoke_body(br#"{"prompt": "hi", "max_gen_len": 7}"#, "m".into()).unwrap();
         assert_eq!(f, BodyFormat::MetaLlama);
-        assert_eq!((r.raw_prompt.as_deref(), r.inference.max_tokens), (Some("hi"), Some(7)));
+        assert_eq!(
+            (r.raw_prompt.as_deref(), r.inference.max_tokens),
+            (Some("hi"), Some(7))
+        );
         let (f, r) = parse_invoke_body(
             br#"{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4, "system": "s",
                  "messages": [{"role": "user", "content": [{"type": "text", "text": "hey"}]}]}"#,
@@ -667,7 +784,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f, BodyFormat::Anthropic);
-        assert_eq!((r.system[0].as_str(), r.messages[0].joined_text().as_str()), ("s", "hey"));
+        assert_eq!(
+            (r.system[0].as_str(), r.messages[0].joined_text().as_str()),
+            ("s", "hey")
+        );
         assert!(parse_invoke_body(br#"{"inputText": "x"}"#, "m".into()).is_err());
         assert!(parse_invoke_body(br#"{"prompt": "x", "bogus": 1}"#, "m".into()).is_err());
         assert!(parse_invoke_body(b"{not json", "m".into()).is_err());

@@ -9,13 +9,41 @@ use basalt_types::{Error, ErrorKind};
 #[must_use]
 pub fn classify(kind: ErrorKind) -> (StatusCode, &'static str, &'static str) {
     match kind {
-        ErrorKind::Validation => (StatusCode::BAD_REQUEST, "ValidationException", "invalid_request_error"),
-        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "ResourceNotFoundException", "not_found_error"),
-        ErrorKind::Throttling => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "rate_limit_error"),
-        ErrorKind::ModelTimeout => (StatusCode::REQUEST_TIMEOUT, "ModelTimeoutException", "timeout_error"),
-        ErrorKind::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "server_error"),
-        ErrorKind::AccessDenied => (StatusCode::FORBIDDEN, "AccessDeniedException", "authentication_error"),
-        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "server_error"),
+        ErrorKind::Validation => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "invalid_request_error",
+        ),
+        ErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "not_found_error",
+        ),
+        ErrorKind::Throttling => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "rate_limit_error",
+        ),
+        ErrorKind::ModelTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "ModelTimeoutException",
+            "timeout_error",
+        ),
+        ErrorKind::ServiceUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "server_error",
+        ),
+        ErrorKind::AccessDenied => (
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "authentication_error",
+        ),
+        ErrorKind::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "server_error",
+        ),
     }
 }
 
@@ -26,7 +54,9 @@ pub fn stream_exception(kind: ErrorKind) -> &'static str {
         ErrorKind::Validation => "validationException",
         ErrorKind::Throttling => "throttlingException",
         ErrorKind::ServiceUnavailable => "serviceUnavailableException",
-        ErrorKind::ModelTimeout | ErrorKind::NotFound | ErrorKind::AccessDenied => "modelStreamErrorException",
+        ErrorKind::ModelTimeout | ErrorKind::NotFound | ErrorKind::AccessDenied => {
+            "modelStreamErrorException"
+        }
         ErrorKind::Internal => "internalServerException",
     }
 }
@@ -41,7 +71,10 @@ pub struct AwsError {
 
 impl From<Error> for AwsError {
     fn from(error: Error) -> Self {
-        Self { error, status: None }
+        Self {
+            error,
+            status: None,
+        }
     }
 }
 
@@ -65,7 +98,10 @@ pub struct OpenAiError {
 
 impl From<Error> for OpenAiError {
     fn from(error: Error) -> Self {
-        Self { error, status: None }
+        Self {
+            error,
+            status: None,
+        }
     }
 }
 

@@ -200,7 +200,6 @@ fn to_decoded(message: &Message) -> DecodedFrame {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use serde::Deserialize;

@@ -37,7 +37,8 @@ pub struct RequestId(pub String);
 
 /// Parses a JSON body; any failure is a ValidationException naming the problem.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::validation(format!("The request body is not valid: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Error::validation(format!("The request body is not valid: {e}")))
 }
 
 async fn ping() -> &'static str {
@@ -71,18 +72,36 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/metrics", get(metrics))
-        .route("/model/{model_id}/converse", post(bedrock_runtime::converse))
-        .route("/model/{model_id}/converse-stream", post(bedrock_runtime::converse_stream))
+        .route(
+            "/model/{model_id}/converse",
+            post(bedrock_runtime::converse),
+        )
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(bedrock_runtime::converse_stream),
+        )
         .route("/model/{model_id}/invoke", post(bedrock_runtime::invoke))
-        .route("/model/{model_id}/invoke-with-response-stream", post(bedrock_runtime::invoke_stream))
-        .route("/model/{model_id}/count-tokens", post(bedrock_runtime::count_tokens))
+        .route(
+            "/model/{model_id}/invoke-with-response-stream",
+            post(bedrock_runtime::invoke_stream),
+        )
+        .route(
+            "/model/{model_id}/count-tokens",
+            post(bedrock_runtime::count_tokens),
+        )
         .route("/foundation-models", get(bedrock::list_foundation_models))
-        .route("/foundation-models/{model_id}", get(bedrock::get_foundation_model))
+        .route(
+            "/foundation-models/{model_id}",
+            get(bedrock::get_foundation_model),
+        )
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/models/{model_id}", get(openai::get_model))
         .fallback(unknown_route)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .with_state(state)
 }
 

@@ -8,7 +8,9 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
-use basalt_types::{ChatRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent, Usage};
+use basalt_types::{
+    ChatRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent, Usage,
+};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -53,16 +55,25 @@ fn content_text(v: &Value, at: usize) -> Result<String, Error> {
         Value::String(s) => Ok(s.clone()),
         Value::Array(parts) => parts
             .iter()
-            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                (Some("text"), Some(t)) => Ok(t.to_string()),
-                (Some(other), _) => Err(Error::validation(format!(
+            .map(|p| {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => Ok(t.to_string()),
+                    (Some(other), _) => Err(Error::validation(format!(
                     "messages[{at}]: content part type {other:?} is not supported by this model"
                 ))),
-                _ => Err(Error::validation(format!("messages[{at}]: malformed content part"))),
+                    _ => Err(Error::validation(format!(
+                        "messages[{at}]: malformed content part"
+                    ))),
+                }
             })
             .collect(),
         Value::Null => Ok(String::new()),
-        _ => Err(Error::validation(format!("messages[{at}].content must be a string or a list of parts"))),
+        _ => Err(Error::validation(format!(
+            "messages[{at}].content must be a string or a list of parts"
+        ))),
     }
 }
 
@@ -86,14 +97,20 @@ impl ChatBody {
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
                 other => {
-                    return Err(Error::validation(format!("messages[{i}].role {other:?} is not supported")))
+                    return Err(Error::validation(format!(
+                        "messages[{i}].role {other:?} is not supported"
+                    )))
                 }
             };
             messages.push(Message::text(role, text));
         }
         let max = self.max_completion_tokens.or(self.max_tokens);
         let max_tokens = match max {
-            Some(n) if n < 1 => return Err(Error::validation(format!("max_tokens must be at least 1, got {n}"))),
+            Some(n) if n < 1 => {
+                return Err(Error::validation(format!(
+                    "max_tokens must be at least 1, got {n}"
+                )))
+            }
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
             None => None,
         };
@@ -102,9 +119,17 @@ impl ChatBody {
             Some(Value::String(s)) => vec![s],
             Some(Value::Array(a)) => a
                 .into_iter()
-                .map(|s| s.as_str().map(str::to_string).ok_or_else(|| Error::validation("stop must be strings")))
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::validation("stop must be strings"))
+                })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(Error::validation("stop must be a string or a list of strings")),
+            Some(_) => {
+                return Err(Error::validation(
+                    "stop must be a string or a list of strings",
+                ))
+            }
         };
         let request = ChatRequest {
             model_id: self.model,
@@ -126,7 +151,9 @@ impl ChatBody {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn finish_reason(r: StopReason) -> &'static str {
@@ -152,11 +179,17 @@ pub(crate) async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     let body: ChatBody = parse_json(&body)?;
     let stream = body.stream;
-    let include_usage = body.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let include_usage = body
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
     let request = body.into_request()?;
     let model = request.model_id.clone();
     let completion_id = format!("chatcmpl-{}", id.0.replace('-', ""));
-    let ctx = CallContext { api: "ChatCompletions", request_id: id.0.clone() };
+    let ctx = CallContext {
+        api: "ChatCompletions",
+        request_id: id.0.clone(),
+    };
     if !stream {
         let resp = state.gateway.converse(ctx, request).await?;
         return Ok(Json(json!({
@@ -179,10 +212,17 @@ pub(crate) async fn chat_completions(
         Some(event) => event?,
         None => return Err(Error::internal("the generation produced no events").into()),
     };
-    let encoder = SseEncoder { id: completion_id, model, created: now_secs(), include_usage };
+    let encoder = SseEncoder {
+        id: completion_id,
+        model,
+        created: now_secs(),
+        include_usage,
+    };
     let mut resp = Response::new(streaming::body(events, first, encoder));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
@@ -214,15 +254,20 @@ fn push_sse(out: &mut BytesMut, v: &Value) {
 impl Encoder for SseEncoder {
     fn event(&mut self, event: &StreamEvent, _elapsed_ms: u64, out: &mut BytesMut) {
         match event {
-            StreamEvent::Start { .. } => self.chunk(out, json!({ "role": "assistant", "content": "" }), None),
+            StreamEvent::Start { .. } => {
+                self.chunk(out, json!({ "role": "assistant", "content": "" }), None)
+            }
             StreamEvent::TextDelta(t) => self.chunk(out, json!({ "content": t }), None),
             StreamEvent::Stop { reason, usage, .. } => {
                 self.chunk(out, json!({}), Some(finish_reason(*reason)));
                 if self.include_usage {
-                    push_sse(out, &json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                        "model": self.model, "choices": [], "usage": usage_json(usage),
-                    }));
+                    push_sse(
+                        out,
+                        &json!({
+                            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                            "model": self.model, "choices": [], "usage": usage_json(usage),
+                        }),
+                    );
                 }
             }
         }
@@ -230,7 +275,10 @@ impl Encoder for SseEncoder {
 
     fn error(&mut self, error: &Error, out: &mut BytesMut) {
         let (_, _, kind) = classify(error.kind);
-        push_sse(out, &json!({ "error": { "message": error.message, "type": kind, "param": null, "code": null } }));
+        push_sse(
+            out,
+            &json!({ "error": { "message": error.message, "type": kind, "param": null, "code": null } }),
+        );
     }
 
     fn end(&mut self, out: &mut BytesMut) {
@@ -251,7 +299,10 @@ pub(crate) async fn list_models(State(state): State<AppState>) -> Response {
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-pub(crate) async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, OpenAiError> {
+pub(crate) async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, OpenAiError> {
     let m = state.gateway.model(&id)?;
     Ok(Json(model_json(&m.config.id, &m.config.provider)).into_response())
 }
@@ -261,7 +312,9 @@ mod tests {
     use super::*;
 
     fn parse(v: Value) -> Result<ChatRequest, Error> {
-        serde_json::from_value::<ChatBody>(v).map_err(Error::validation)?.into_request()
+        serde_json::from_value::<ChatBody>(v)
+            .map_err(Error::validation)?
+            .into_request()
     }
 
     #[test]
@@ -278,8 +331,16 @@ mod tests {
     #[test]
     fn bad_requests_are_rejected() {
         assert!(parse(json!({"model": "m", "messages": []})).is_err());
-        assert!(parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2})).is_err());
-        assert!(parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).is_err());
-        assert!(parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0})).is_err());
+        assert!(parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2})
+        )
+        .is_err());
+        assert!(
+            parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).is_err()
+        );
+        assert!(parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0})
+        )
+        .is_err());
     }
 }

@@ -47,37 +47,23 @@ pub struct SignedRequest<'a> {
     pub raw_path: &'a str,
     /// The query string exactly as received, without `?` (empty if none).
     pub raw_query: &'a str,
-    /// All request headers as (name, value) pairs, names in any case, repeated names
-    /// allowed (see [`headers_from_map`]). For HTTP/2 the caller must add `host` from
-    /// `:authority`.
-    pub headers: &'a [(String, String)],
+    /// All request headers. For HTTP/2 the caller must add `host` from `:authority`.
+    pub headers: &'a http::HeaderMap,
     /// The complete request body.
     pub body: &'a [u8],
 }
 
-/// Converts an `http::HeaderMap` into the pairs [`SignedRequest::headers`] takes.
-/// Values that are not UTF-8 are kept lossily (they cannot match a signature anyway),
-/// so that the header is still present rather than silently missing.
-pub fn headers_from_map(map: &http::HeaderMap) -> Vec<(String, String)> {
-    map.iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
-/// Every value of the header called `name` (ASCII case-insensitive), in order.
-fn header_values<'h>(
-    headers: &'h [(String, String)],
-    name: &'h str,
-) -> impl Iterator<Item = &'h str> + 'h {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+impl<'a> SignedRequest<'a> {
+    /// Takes method, raw path, raw query and headers from the parts of an `http` request.
+    pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
+        Self {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body,
+        }
+    }
 }
 
 /// Who signed a request whose signature checked out.
@@ -254,16 +240,27 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigV4Error> {
     })
 }
 
+/// Every value of the header called `name`, in order; values must be UTF-8.
+fn header_values<'h>(headers: &'h http::HeaderMap, name: &str) -> Result<Vec<&'h str>, SigV4Error> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .map_err(|_| malformed(format!("header {name} is not UTF-8")))
+        })
+        .collect()
+}
+
 fn single_header<'h>(
-    headers: &'h [(String, String)],
-    name: &'h str,
+    headers: &'h http::HeaderMap,
+    name: &str,
 ) -> Result<Option<&'h str>, SigV4Error> {
-    let mut values = header_values(headers, name);
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(malformed(format!("more than one {name} header")));
+    match header_values(headers, name)?[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(malformed(format!("more than one {name} header"))),
     }
-    Ok(first)
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ`.
@@ -305,7 +302,11 @@ fn compute_signature(
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(auth.signed_headers.len());
     for &name in &auth.signed_headers {
         let before = headers.len();
-        headers.extend(header_values(req.headers, name).map(|value| (name, value)));
+        headers.extend(
+            header_values(req.headers, name)?
+                .into_iter()
+                .map(|value| (name, value)),
+        );
         if headers.len() == before {
             return Err(malformed(format!("signed header {name} is missing")));
         }
@@ -405,7 +406,6 @@ pub fn verify(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 mod tests {
     use super::*;
     use serde::Deserialize;
@@ -434,6 +434,17 @@ mod tests {
         .unwrap()
     }
 
+    fn header_map(pairs: &[(String, String)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
     fn secrets(akid: &str) -> Option<String> {
         (akid == "AKIDEXAMPLE").then(|| "SECRETEXAMPLE".to_owned())
     }
@@ -452,11 +463,12 @@ mod tests {
         lookup: impl Fn(&str) -> Option<String>,
         now: SystemTime,
     ) -> Result<VerifiedIdentity, SigV4Error> {
+        let headers = header_map(&c.headers);
         let req = SignedRequest {
             method: &c.method,
             raw_path: &c.raw_path,
             raw_query: &c.raw_query,
-            headers: &c.headers,
+            headers: &headers,
             body: c.body.as_bytes(),
         };
         verify(&req, lookup, now, DEFAULT_MAX_SKEW)
@@ -514,14 +526,7 @@ mod tests {
                 builder = builder.header(k, v);
             }
             let (parts, ()) = builder.body(()).unwrap().into_parts();
-            let headers = headers_from_map(&parts.headers);
-            let req = SignedRequest {
-                method: parts.method.as_str(),
-                raw_path: parts.uri.path(),
-                raw_query: parts.uri.query().unwrap_or(""),
-                headers: &headers,
-                body: c.body.as_bytes(),
-            };
+            let req = SignedRequest::from_parts(&parts, c.body.as_bytes());
             assert_eq!(req.raw_path, c.raw_path);
             assert_eq!(req.raw_query, c.raw_query);
             verify(&req, secrets, date_of(c), DEFAULT_MAX_SKEW).unwrap();
@@ -714,11 +719,12 @@ mod tests {
     fn settings_that_reproduce_boto3() {
         let all = captured();
         let signature_with = |c: &Captured, settings: SigningSettings| {
+            let headers = header_map(&c.headers);
             let req = SignedRequest {
                 method: &c.method,
                 raw_path: &c.raw_path,
                 raw_query: &c.raw_query,
-                headers: &c.headers,
+                headers: &headers,
                 body: c.body.as_bytes(),
             };
             let auth_value = authorization(c);

@@ -11,7 +11,10 @@ use rusqlite::{params, Connection};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the store lock was poisoned by a panic")]
@@ -51,8 +54,7 @@ pub struct UsageRow {
     pub cost_usd: f64,
 }
 
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE invocations (
+const MIGRATIONS: &[&str] = &["CREATE TABLE invocations (
         request_id TEXT PRIMARY KEY,
         started_at_ms INTEGER NOT NULL,
         api TEXT NOT NULL,
@@ -65,8 +67,7 @@ const MIGRATIONS: &[&str] = &[
         cost_usd REAL NOT NULL,
         status TEXT NOT NULL
     );
-    CREATE INDEX invocations_by_time ON invocations(started_at_ms);",
-];
+    CREATE INDEX invocations_by_time ON invocations(started_at_ms);"];
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
 /// callers run them on a blocking thread.
@@ -225,17 +226,30 @@ mod tests {
         {
             let store = Store::open(&dir).unwrap();
             store.record(&inv("a", "m1", day1 + 1000, "ok")).unwrap();
-            store.record(&inv("b", "m1", day1 + 2000, "throttled")).unwrap();
-            store.record(&inv("c", "m2", day1 + 86_400_000, "ok")).unwrap();
+            store
+                .record(&inv("b", "m1", day1 + 2000, "throttled"))
+                .unwrap();
+            store
+                .record(&inv("c", "m2", day1 + 86_400_000, "ok"))
+                .unwrap();
         }
         let store = Store::open(&dir).unwrap();
         let rows = store.usage_by_model_and_day(0).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].day, "2025-11-23");
         assert_eq!(rows[1].model_id, "m1");
-        assert_eq!((rows[1].requests, rows[1].errors, rows[1].input_tokens), (2, 1, 20));
+        assert_eq!(
+            (rows[1].requests, rows[1].errors, rows[1].input_tokens),
+            (2, 1, 20)
+        );
         assert!((rows[1].cost_usd - 1.0).abs() < 1e-9);
         assert_eq!(store.recent(1).unwrap()[0].request_id, "c");
-        assert!(store.usage_by_model_and_day(day1 + 86_400_000).unwrap().len() == 1);
+        assert!(
+            store
+                .usage_by_model_and_day(day1 + 86_400_000)
+                .unwrap()
+                .len()
+                == 1
+        );
     }
 }

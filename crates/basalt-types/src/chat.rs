@@ -42,7 +42,10 @@ impl Message {
     /// All text blocks of the message joined together.
     #[must_use]
     pub fn joined_text(&self) -> String {
-        self.content.iter().filter_map(ContentBlock::as_text).collect()
+        self.content
+            .iter()
+            .filter_map(ContentBlock::as_text)
+            .collect()
     }
 }
 
@@ -56,7 +59,6 @@ pub struct InferenceConfig {
     pub stop_sequences: Vec<String>,
     pub seed: Option<u32>,
 }
-
 
 /// A chat request: a conversation for a model, plus how to sample it.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +160,10 @@ impl Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The prompt has been accepted and evaluated; generation begins.
-    Start { input_tokens: u32, cached_tokens: u32 },
+    Start {
+        input_tokens: u32,
+        cached_tokens: u32,
+    },
     /// The next piece of generated text (always whole UTF-8 characters).
     TextDelta(String),
     /// Generation ended.
