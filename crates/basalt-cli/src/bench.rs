@@ -102,19 +102,10 @@ async fn converse_stream(
     body: &Value,
 ) -> Result<Timing> {
     let start = Instant::now();
-    let mut resp = client
+    let request = client
         .post(format!("{url}/model/{model}/converse-stream"))
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach basalt at {url}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        bail!(
-            "basalt answered {status}: {}",
-            resp.text().await.unwrap_or_default()
-        );
-    }
+        .json(body);
+    let mut resp = crate::client::send(request, &format!("basalt at {url}")).await?;
     let mut t = Timing::default();
     let mut buf = BytesMut::new();
     let mut first = true;
@@ -161,21 +152,12 @@ async fn peer_stream(
         "max_tokens": max_tokens, "temperature": 0.0, "stream": true,
         "stream_options": { "include_usage": true },
     });
-    let mut resp = client
+    let request = client
         .post(format!("{url}/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the peer at {url}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        bail!(
-            "peer answered {status}: {}",
-            resp.text().await.unwrap_or_default()
-        );
-    }
+        .json(&body);
+    let mut resp = crate::client::send(request, &format!("the peer at {url}")).await?;
     let mut t = Timing::default();
-    let mut buf = String::new();
+    let mut sse = crate::client::SseReader::default();
     let mut chunks = 0u32;
     let mut first = true;
     while let Some(chunk) = resp.chunk().await? {
@@ -184,16 +166,7 @@ async fn peer_stream(
             t.first_event = now;
             first = false;
         }
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            if data == "[DONE]" {
-                continue;
-            }
-            let v: Value = serde_json::from_str(data)?;
+        for v in sse.push(&chunk)? {
             if v["choices"][0]["delta"]["content"]
                 .as_str()
                 .is_some_and(|s| !s.is_empty())
@@ -277,14 +250,7 @@ fn llama_bench_tg(bin: &PathBuf, gguf: &PathBuf, threads: u32, n: u32) -> Result
 }
 
 pub fn run(config: &Config, args: BenchArgs) -> Result<()> {
-    let model = match args
-        .model
-        .clone()
-        .or_else(|| config.models.first().map(|m| m.id.clone()))
-    {
-        Some(m) => m,
-        None => bail!("no model: pass --model"),
-    };
+    let model = crate::client::model_or_default(config, args.model.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use basalt_gateway::Config;
 use serde_json::{json, Value};
 
@@ -34,14 +34,7 @@ pub fn run(config: &Config, args: ChatArgs) -> Result<()> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.listen));
-    let model = match args
-        .model
-        .clone()
-        .or_else(|| config.models.first().map(|m| m.id.clone()))
-    {
-        Some(m) => m,
-        None => bail!("no model: pass --model"),
-    };
+    let model = crate::client::model_or_default(config, args.model.clone())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -79,29 +72,12 @@ async fn stream_answer(
     if let Some(key) = key {
         req = req.bearer_auth(key);
     }
-    let mut resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}: is `basalt serve` running?"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        bail!("server answered {status}: {text}");
-    }
+    let mut resp = crate::client::send(req, &format!("{url} (is `basalt serve` running?)")).await?;
     let mut answer = String::new();
-    let mut buf = String::new();
+    let mut sse = crate::client::SseReader::default();
     let mut out = std::io::stdout();
     while let Some(chunk) = resp.chunk().await? {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            if data == "[DONE]" {
-                continue;
-            }
-            let v: Value = serde_json::from_str(data)?;
+        for v in sse.push(&chunk)? {
             if let Some(err) = v.get("error") {
                 bail!("{}", err["message"]);
             }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+mod client;
 mod progress;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use basalt_gateway::{CallContext, GatewayStream};
+use basalt_gateway::CallContext;
 use basalt_types::{
     ChatRequest, ContentBlock, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
     Usage,
@@ -219,15 +219,6 @@ fn ctx(api: &'static str, id: &RequestId) -> CallContext {
     }
 }
 
-/// Waits for the first event so that errors before any output are ordinary
-/// HTTP errors; afterwards errors travel inside the stream.
-async fn first_event(stream: &mut GatewayStream) -> Result<StreamEvent, Error> {
-    match stream.next().await {
-        Some(event) => event,
-        None => Err(Error::internal("the generation produced no events")),
-    }
-}
-
 pub(crate) async fn converse(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
@@ -313,7 +304,7 @@ pub(crate) async fn converse_stream(
         .gateway
         .converse_stream(ctx("ConverseStream", &id), request)
         .await?;
-    let first = first_event(&mut stream).await?;
+    let first = streaming::first_event(&mut stream).await?;
     Ok(event_stream_response(
         streaming::body(stream, first, ConverseEncoder),
         None,
@@ -670,7 +661,7 @@ pub(crate) async fn invoke_stream(
         .gateway
         .converse_stream(ctx("InvokeModelWithResponseStream", &id), request)
         .await?;
-    let first = first_event(&mut stream).await?;
+    let first = streaming::first_event(&mut stream).await?;
     let encoder = InvokeEncoder {
         format,
         model_id,

@@ -208,10 +208,7 @@ pub(crate) async fn chat_completions(
         .into_response());
     }
     let mut events = state.gateway.converse_stream(ctx, request).await?;
-    let first = match events.next().await {
-        Some(event) => event?,
-        None => return Err(Error::internal("the generation produced no events").into()),
-    };
+    let first = streaming::first_event(&mut events).await?;
     let encoder = SseEncoder {
         id: completion_id,
         model,

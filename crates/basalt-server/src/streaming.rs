@@ -25,6 +25,15 @@ struct State<E> {
     encoder: E,
 }
 
+/// Waits for the first event so that errors before any output are ordinary
+/// HTTP errors; afterwards errors travel inside the stream.
+pub async fn first_event(stream: &mut GatewayStream) -> Result<StreamEvent, Error> {
+    match stream.next().await {
+        Some(event) => event,
+        None => Err(Error::internal("the generation produced no events")),
+    }
+}
+
 /// A streaming body that starts with `first` (already received, so errors
 /// before it were answered as ordinary HTTP errors) and continues with `stream`.
 pub fn body(stream: GatewayStream, first: StreamEvent, encoder: impl Encoder) -> Body {
