@@ -9,7 +9,9 @@ use basalt_types::{ChatRequest, InferenceConfig, Message, Role, StreamEvent};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).ok_or("usage: decode_speed MODEL.gguf [threads] [tokens] [parallel]")?;
+    let path = args
+        .get(1)
+        .ok_or("usage: decode_speed MODEL.gguf [threads] [tokens] [parallel]")?;
     let threads: u32 = args.get(2).map_or(Ok(2), |s| s.parse())?;
     let tokens: u32 = args.get(3).map_or(Ok(128), |s| s.parse())?;
     let parallel: u32 = args.get(4).map_or(Ok(1), |s| s.parse())?;
@@ -30,7 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let request = ChatRequest {
             model_id: "m".into(),
             system: vec![],
-            messages: vec![Message::text(Role::User, format!("Write a long numbered list of facts about {i}.\n1."))],
+            messages: vec![Message::text(
+                Role::User,
+                format!("Write a long numbered list of facts about {i}.\n1."),
+            )],
             raw_prompt: None,
             inference: InferenceConfig::default(),
         };
@@ -38,7 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine.submit(Job {
             prompt: engine.prompt_tokens(&request)?,
             max_tokens: tokens,
-            sampling: SamplingParams { temperature: 0.0, top_p: 1.0, top_k: 0, seed: 1 },
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed: 1,
+            },
             stop_sequences: vec![],
             events: tx,
         })?;
@@ -61,7 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let end = Instant::now();
-    let decode = end.duration_since(first_token.unwrap_or(start)).as_secs_f64();
+    let decode = end
+        .duration_since(first_token.unwrap_or(start))
+        .as_secs_f64();
     println!(
         "{total} tokens from {parallel} sequence(s): {:.1} tok/s decode, {:.2} s total",
         f64::from(total.saturating_sub(parallel)) / decode,

@@ -36,6 +36,10 @@ struct Active {
     stop: StopMatcher,
     utf8: Vec<u8>,
     started: bool,
+    /// Waiting for another active slot to finish evaluating a prompt prefix
+    /// this job shares (slot index, prefix length), to copy it instead of
+    /// computing it again.
+    follow: Option<(usize, usize)>,
 }
 
 struct Slot {
@@ -271,6 +275,17 @@ impl Scheduler<'_> {
         if self.cells_committed() + need > capacity && self.any_active() {
             return Err(job);
         }
+        // A prefix another request is still evaluating (e.g. the same system
+        // prompt arriving at once): wait for it rather than compute it twice.
+        let follow = (0..self.slots.len())
+            .filter(|&i| i != target)
+            .filter_map(|i| {
+                let a = self.slots[i].active.as_ref()?;
+                let n = common_prefix(&a.job.prompt, &job.prompt).min(prompt_len.saturating_sub(1));
+                (n > self.slots[i].cached.len()).then_some((i, n))
+            })
+            .max_by_key(|&(_, n)| n)
+            .filter(|&(_, n)| n >= keep + MIN_SHARED_PREFIX);
         if keep > 0 {
             self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -292,6 +307,7 @@ impl Scheduler<'_> {
             stop,
             utf8: Vec::new(),
             started: false,
+            follow,
         });
         self.stats.active_sequences.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -320,8 +336,55 @@ impl Scheduler<'_> {
         self.clear_seq(i);
     }
 
+    /// Copies shared prefixes into slots that were waiting for them, once the
+    /// donor has evaluated them (or has stopped, in which case whatever it did
+    /// evaluate is copied and the rest is computed here).
+    fn resolve_followers(&mut self) {
+        for i in 0..self.slots.len() {
+            let Some((donor, n)) = self.slots[i].active.as_ref().and_then(|a| a.follow) else {
+                continue;
+            };
+            let donor_slot = &self.slots[donor];
+            if donor_slot.active.is_some() && donor_slot.cached.len() < n {
+                continue;
+            }
+            let Some(active) = self.slots[i].active.as_ref() else {
+                continue;
+            };
+            let avail = common_prefix(&donor_slot.cached, &active.job.prompt).min(n);
+            let had = active.evaluated;
+            let (src, dst) = (donor_slot.seq, self.slots[i].seq);
+            if avail > had {
+                self.clear_seq(i);
+                let copied = self
+                    .ctx
+                    .copy_kv_cache_seq(src, dst, Some(0), Some(avail as u32))
+                    .is_ok();
+                let reused = if copied { avail } else { 0 };
+                let prompt = self.slots[i]
+                    .active
+                    .as_ref()
+                    .map(|a| a.job.prompt[..reused].to_vec());
+                self.slots[i].cached = prompt.unwrap_or_default();
+                if had == 0 && reused > 0 {
+                    self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                self.stats
+                    .prefix_cache_hit_tokens
+                    .fetch_add(reused.saturating_sub(had) as u64, Ordering::Relaxed);
+            }
+            let slot = &mut self.slots[i];
+            if let Some(active) = slot.active.as_mut() {
+                active.follow = None;
+                active.evaluated = slot.cached.len();
+                active.reused = active.evaluated;
+            }
+        }
+    }
+
     /// One decode step over every active sequence.
     fn step(&mut self) {
+        self.resolve_followers();
         self.batch.clear();
         let budget = self.config.batch_tokens.max(1) as usize;
         // (slot, batch index) of every position whose logits we sample.
@@ -353,7 +416,7 @@ impl Scheduler<'_> {
                 continue;
             };
             let prompt_len = active.job.prompt.len();
-            if active.evaluated >= prompt_len {
+            if active.evaluated >= prompt_len || active.follow.is_some() {
                 continue;
             }
             let take = room.min(prompt_len - active.evaluated);

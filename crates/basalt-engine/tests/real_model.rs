@@ -38,7 +38,8 @@ fn config(parallel: u32, max_queue: u32) -> Option<EngineConfig> {
     })
 }
 
-/// One shared engine for the tests that do not need special limits.
+/// One shared engine for the tests that only look at their own outputs. Tests
+/// that read the engine's counters load their own, since tests run in parallel.
 fn engine() -> Option<&'static Engine> {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     let cfg = config(4, 16)?;
@@ -156,8 +157,8 @@ fn shared_prefix_is_reused_and_gives_the_same_answer() {
 
 #[test]
 fn concurrent_requests_decode_in_shared_batches() {
-    let Some(engine) = engine() else { return };
-    wait_idle(engine);
+    let Some(cfg) = config(4, 16) else { return };
+    let engine = &Engine::load(cfg).unwrap();
     let steps_before = engine.stats().decode_steps.load(Ordering::Relaxed);
     let receivers: Vec<_> = (0..4)
         .map(|i| submit(engine, &format!("List {i}: a, b, c,"), 16, vec![]))
@@ -188,7 +189,8 @@ fn stop_sequences_end_generation_without_the_stop_text() {
 
 #[test]
 fn a_dropped_receiver_frees_its_sequence() {
-    let Some(engine) = engine() else { return };
+    let Some(cfg) = config(2, 16) else { return };
+    let engine = &Engine::load(cfg).unwrap();
     let mut rx = submit(
         engine,
         "Write a very long story about a river.",
@@ -237,4 +239,44 @@ fn a_full_queue_is_refused_at_once() {
     assert!(refused >= 1, "a queue of 1 accepted everything");
     drop(held);
     wait_idle(&engine);
+}
+
+#[test]
+fn simultaneous_requests_share_a_prefix_still_being_computed() {
+    let Some(cfg) = config(4, 16) else { return };
+    let engine = Engine::load(cfg).unwrap();
+    let system: String = (0..120).map(|i| format!("rule {i}: be kind; ")).collect();
+    let before = engine
+        .stats()
+        .prompt_tokens_evaluated
+        .load(Ordering::Relaxed);
+    let receivers: Vec<_> = (0..4)
+        .map(|i| submit(&engine, &format!("{system}\nQuestion {i}?"), 4, vec![]))
+        .collect();
+    let outcomes: Vec<_> = receivers.into_iter().map(collect).collect();
+    let evaluated = engine
+        .stats()
+        .prompt_tokens_evaluated
+        .load(Ordering::Relaxed)
+        - before;
+    let total_input: u32 = outcomes.iter().map(|o| o.input_tokens).sum();
+    let shared: u32 = outcomes.iter().map(|o| o.cached).sum();
+    assert!(
+        outcomes.iter().skip(1).all(|o| o.cached > 300),
+        "followers reused {:?}",
+        outcomes.iter().map(|o| o.cached).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        evaluated,
+        u64::from(total_input - shared),
+        "every prompt token is computed once"
+    );
+    // A follower answers exactly as the same prompt does on its own later.
+    let alone = collect(submit(
+        &engine,
+        &format!("{system}\nQuestion 3?"),
+        4,
+        vec![],
+    ));
+    assert_eq!(alone.text, outcomes[3].text);
 }
