@@ -89,10 +89,18 @@ fn rss_mib(pid: Option<u32>) -> Option<f64> {
 }
 
 fn user_body(text: &str, max_tokens: u32) -> Value {
-    json!({
+    converse_body(None, text, max_tokens)
+}
+
+fn converse_body(system: Option<&str>, text: &str, max_tokens: u32) -> Value {
+    let mut body = json!({
         "messages": [{ "role": "user", "content": [{ "text": text }] }],
         "inferenceConfig": { "maxTokens": max_tokens, "temperature": 0.0 },
-    })
+    });
+    if let Some(system) = system {
+        body["system"] = json!([{ "text": system }]);
+    }
+    body
 }
 
 async fn converse_stream(
@@ -143,12 +151,18 @@ async fn converse_stream(
 async fn peer_stream(
     client: &reqwest::Client,
     url: &str,
+    system: Option<&str>,
     text: &str,
     max_tokens: u32,
 ) -> Result<Timing> {
     let start = Instant::now();
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    messages.push(json!({ "role": "user", "content": text }));
     let body = json!({
-        "messages": [{ "role": "user", "content": text }],
+        "messages": messages,
         "max_tokens": max_tokens, "temperature": 0.0, "stream": true,
         "stream_options": { "include_usage": true },
     });
@@ -300,8 +314,10 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
         );
     }
 
-    // 2. Aggregate decode with concurrent clients.
-    let aggregate = |peer: bool| {
+    // 2. Aggregate decode with concurrent clients: distinct prompts, then one
+    // long system prompt shared by all (fresh each round, so nothing is cached
+    // from an earlier round on either side).
+    let aggregate = |peer: bool, system: Option<String>| {
         let client = client.clone();
         let url = if peer {
             args.peer_url.clone().unwrap_or_default()
@@ -314,14 +330,16 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
             let start = Instant::now();
             let mut tasks = Vec::new();
             for i in 0..clients {
-                let (client, url, model) = (client.clone(), url.clone(), model.clone());
+                let (client, url, model, system) =
+                    (client.clone(), url.clone(), model.clone(), system.clone());
                 tasks.push(tokio::spawn(async move {
                     let prompt = open_prompt(i + 10);
+                    let system = system.as_deref();
                     if peer {
-                        peer_stream(&client, &url, &prompt, max_tokens).await
+                        peer_stream(&client, &url, system, &prompt, max_tokens).await
                     } else {
-                        converse_stream(&client, &url, &model, &user_body(&prompt, max_tokens))
-                            .await
+                        let body = converse_body(system, &prompt, max_tokens);
+                        converse_stream(&client, &url, &model, &body).await
                     }
                 }));
             }
@@ -333,24 +351,32 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
             anyhow::Ok((tokens, wall, tokens as f64 / wall))
         }
     };
-    let mut ours = Vec::new();
-    for r in 0..args.repeats {
-        let (tokens, wall, tps) = aggregate(false).await?;
-        eprintln!("basalt aggregate {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
-        ours.push(tps);
-    }
-    let ours = median(ours);
-    results.insert("aggregate_tps".into(), json!(ours));
-    if args.peer_url.is_some() {
+    for (name, shared_system) in [("aggregate", false), ("aggregate_shared_system", true)] {
+        let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for r in 0..args.repeats {
-            let (tokens, wall, tps) = aggregate(true).await?;
-            eprintln!("peer aggregate {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
-            theirs.push(tps);
+            let system = shared_system.then(|| {
+                let nonce = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                format!("Follow these instructions. {}", unique_text(300, nonce))
+            });
+            let (tokens, wall, tps) = aggregate(false, system.clone()).await?;
+            eprintln!("basalt {name} {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
+            ours.push(tps);
+            if args.peer_url.is_some() {
+                let (tokens, wall, tps) = aggregate(true, system).await?;
+                eprintln!("peer {name} {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
+                theirs.push(tps);
+            }
         }
-        let theirs = median(theirs);
-        results.insert("peer_aggregate_tps".into(), json!(theirs));
-        results.insert("aggregate_ratio".into(), json!(ours / theirs));
+        let ours = median(ours);
+        results.insert(format!("{name}_tps"), json!(ours));
+        if !theirs.is_empty() {
+            let theirs = median(theirs);
+            results.insert(format!("peer_{name}_tps"), json!(theirs));
+            results.insert(format!("{name}_ratio"), json!(ours / theirs));
+        }
     }
 
     // 3. TTFT: a 1,000-token prefix, cold and then seen before.

@@ -1,5 +1,5 @@
 //! Engine-only decode speed, without HTTP: `cargo run --release --example
-//! decode_speed -- MODEL.gguf [threads] [tokens] [parallel]`. Useful to tell
+//! decode_speed -- MODEL.gguf [threads] [tokens] [parallel] [filler words]`. Useful to tell
 //! engine cost from server cost when `basalt bench` disagrees with llama-bench.
 
 use std::time::Instant;
@@ -11,15 +11,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)
-        .ok_or("usage: decode_speed MODEL.gguf [threads] [tokens] [parallel]")?;
+        .ok_or("usage: decode_speed MODEL.gguf [threads] [tokens] [parallel] [filler words]")?;
     let threads: u32 = args.get(2).map_or(Ok(2), |s| s.parse())?;
     let tokens: u32 = args.get(3).map_or(Ok(128), |s| s.parse())?;
     let parallel: u32 = args.get(4).map_or(Ok(1), |s| s.parse())?;
+    // Optional filler before each prompt, to measure prompt processing.
+    let words: usize = args.get(5).map_or(Ok(0), |s| s.parse())?;
     let engine = Engine::load(EngineConfig {
         model_path: path.into(),
         chat_template: Some("gemma".into()),
         context_window: 4096,
-        kv_cache_tokens: std::env::var("DBG_KV").map_or(Ok(16384), |v| v.parse())?,
         threads,
         parallel,
         max_queue: 64,
@@ -34,7 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             system: vec![],
             messages: vec![Message::text(
                 Role::User,
-                format!("Write a long numbered list of facts about {i}.\n1."),
+                format!(
+                    "{}Write a long numbered list of facts about {i}.\n1.",
+                    "lorem ipsum dolor sit amet ".repeat(words)
+                ),
             )],
             raw_prompt: None,
             inference: InferenceConfig::default(),
@@ -74,8 +78,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let decode = end
         .duration_since(first_token.unwrap_or(start))
         .as_secs_f64();
+    let ttft = first_token
+        .unwrap_or(end)
+        .duration_since(start)
+        .as_secs_f64();
     println!(
-        "{total} tokens from {parallel} sequence(s): {:.1} tok/s decode, {:.2} s total",
+        "{total} tokens from {parallel} sequence(s): first token after {ttft:.2} s, {:.1} tok/s decode, {:.2} s total",
         f64::from(total.saturating_sub(parallel)) / decode,
         end.duration_since(start).as_secs_f64()
     );

@@ -32,11 +32,10 @@ pub struct EngineConfig {
     /// A llama.cpp built-in template name (`gemma`, `chatml`, `llama3`, …) or a
     /// template string; `None` uses the template stored in the GGUF.
     pub chat_template: Option<String>,
-    /// Longest prompt + completion one request may use, in tokens.
+    /// Longest prompt + completion one request may use, in tokens. Each of the
+    /// `parallel` sequences gets a KV cache of this size, which also keeps its
+    /// last prompt and answer for prefix reuse.
     pub context_window: u32,
-    /// Size of the shared KV cache in tokens (all sequences together, including
-    /// the idle ones kept for prefix reuse). At least `context_window`.
-    pub kv_cache_tokens: u32,
     /// CPU threads for decoding.
     pub threads: u32,
     /// Sequences decoded together in one batch.

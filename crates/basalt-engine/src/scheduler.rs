@@ -70,13 +70,15 @@ pub(crate) fn run(
 ) {
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
     let params = LlamaContextParams::default()
-        .with_n_ctx(non_zero(config.kv_cache_tokens))
+        .with_n_ctx(non_zero(
+            config.context_window.saturating_mul(config.parallel.max(1)),
+        ))
         .with_n_batch(config.batch_tokens)
         .with_n_ubatch(config.batch_tokens)
         .with_n_seq_max(config.parallel.max(1))
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_swa_full(true);
     let ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
@@ -190,24 +192,29 @@ impl Scheduler<'_> {
         self.slots[i].cached.clear();
     }
 
-    /// KV cells that are or will be needed: idle caches plus what every active
-    /// job may still grow to. Shared prefixes are counted once per slot, so this
-    /// over-estimates, which only makes admission conservative.
-    fn cells_committed(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| match &s.active {
-                Some(a) => s
-                    .cached
-                    .len()
-                    .max(a.job.prompt.len() + a.job.max_tokens as usize),
-                None => s.cached.len(),
-            })
-            .sum()
+    /// Gives slot `target` the first `n` cached tokens of slot `donor`. Each slot
+    /// has its own KV stream, so llama.cpp copies the whole stream (cell
+    /// metadata now, data before the next decode) and the copy is then trimmed
+    /// to the prefix. Returns how many tokens the target now holds.
+    fn copy_prefix(&mut self, donor: usize, target: usize, n: usize) -> usize {
+        self.clear_seq(target);
+        let (src, dst) = (self.slots[donor].seq, self.slots[target].seq);
+        let copied = self.ctx.copy_kv_cache_seq(src, dst, None, None).is_ok()
+            && self
+                .ctx
+                .clear_kv_cache_seq(Some(dst as u32), Some(n as u32), None)
+                .unwrap_or(false);
+        if !copied {
+            self.clear_seq(target);
+            return 0;
+        }
+        let prefix = self.slots[donor].cached[..n].to_vec();
+        self.slots[target].cached = prefix;
+        n
     }
 
-    /// Places a job in a free slot, reusing the longest cached prefix. Gives the
-    /// job back when the KV cache cannot hold it until running jobs finish.
+    /// Places a job in a free slot, reusing the longest cached prefix of any
+    /// slot. Gives the job back when no slot is free.
     fn admit(&mut self, job: Job) -> Result<(), Job> {
         let prompt_len = job.prompt.len();
         let Some(target) = (0..self.slots.len())
@@ -228,18 +235,7 @@ impl Scheduler<'_> {
             .unwrap_or((target, own));
         let mut keep = own;
         if donor != target && shared > own && shared >= MIN_SHARED_PREFIX {
-            self.clear_seq(target);
-            let (src, dst) = (self.slots[donor].seq, self.slots[target].seq);
-            if self
-                .ctx
-                .copy_kv_cache_seq(src, dst, Some(0), Some(shared as u32))
-                .is_ok()
-            {
-                self.slots[target].cached = job.prompt[..shared].to_vec();
-                keep = shared;
-            } else {
-                keep = 0;
-            }
+            keep = self.copy_prefix(donor, target, shared);
         }
         // The last prompt token is always evaluated: its logits start generation.
         keep = keep.min(prompt_len.saturating_sub(1));
@@ -255,25 +251,6 @@ impl Scheduler<'_> {
                 self.clear_seq(target);
                 keep = 0;
             }
-        }
-        // Make room: evict idle caches, least recently used first.
-        let need = prompt_len + job.max_tokens as usize - keep;
-        let capacity = self.config.kv_cache_tokens as usize;
-        while self.cells_committed() + need > capacity {
-            let victim = (0..self.slots.len())
-                .filter(|&i| {
-                    i != target
-                        && self.slots[i].active.is_none()
-                        && !self.slots[i].cached.is_empty()
-                })
-                .min_by_key(|&i| self.slots[i].last_used);
-            match victim {
-                Some(v) => self.clear_seq(v),
-                None => break,
-            }
-        }
-        if self.cells_committed() + need > capacity && self.any_active() {
-            return Err(job);
         }
         // A prefix another request is still evaluating (e.g. the same system
         // prompt arriving at once): wait for it rather than compute it twice.
@@ -353,19 +330,8 @@ impl Scheduler<'_> {
             };
             let avail = common_prefix(&donor_slot.cached, &active.job.prompt).min(n);
             let had = active.evaluated;
-            let (src, dst) = (donor_slot.seq, self.slots[i].seq);
             if avail > had {
-                self.clear_seq(i);
-                let copied = self
-                    .ctx
-                    .copy_kv_cache_seq(src, dst, Some(0), Some(avail as u32))
-                    .is_ok();
-                let reused = if copied { avail } else { 0 };
-                let prompt = self.slots[i]
-                    .active
-                    .as_ref()
-                    .map(|a| a.job.prompt[..reused].to_vec());
-                self.slots[i].cached = prompt.unwrap_or_default();
+                let reused = self.copy_prefix(donor, i, avail);
                 if had == 0 && reused > 0 {
                     self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
                 }
@@ -446,20 +412,11 @@ impl Scheduler<'_> {
         if self.batch.n_tokens() == 0 {
             return;
         }
-        let mut result = self.ctx.decode(&mut self.batch);
-        if matches!(result, Err(DecodeError::NoKvCacheSlot)) {
-            // Out of KV cells: drop idle prefix caches and try once more.
-            for i in 0..self.slots.len() {
-                if self.slots[i].active.is_none() {
-                    self.clear_seq(i);
-                }
-            }
-            result = self.ctx.decode(&mut self.batch);
-        }
+        let result = self.ctx.decode(&mut self.batch);
         if let Err(e) = result {
             let error = match e {
-                DecodeError::NoKvCacheSlot => Error::throttling(
-                    "The model's KV cache is full; too many tokens are in flight. Retry shortly.",
+                DecodeError::NoKvCacheSlot => Error::internal(
+                    "the sequence's KV cache is full (prompt + maxTokens should have been bounded by the context window)",
                 ),
                 other => Error::internal(format!("decoding failed: {other}")),
             };

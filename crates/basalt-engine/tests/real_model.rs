@@ -29,7 +29,6 @@ fn config(parallel: u32, max_queue: u32) -> Option<EngineConfig> {
         model_path: model_path()?,
         chat_template: Some("gemma".into()),
         context_window: 2048,
-        kv_cache_tokens: 8192,
         threads: 2,
         parallel,
         max_queue,

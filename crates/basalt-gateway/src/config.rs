@@ -167,9 +167,6 @@ pub struct ModelConfig {
     #[serde(default)]
     pub chat_template: Option<String>,
     pub context_window: u32,
-    /// Shared KV cache size in tokens; defaults to twice the context window.
-    #[serde(default)]
-    pub kv_cache_tokens: Option<u32>,
     #[serde(default)]
     pub price_per_1k_input_tokens: f64,
     #[serde(default)]
@@ -238,8 +235,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         },
         sha256: Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into()),
         chat_template: Some("gemma".into()),
-        context_window: 8192,
-        kv_cache_tokens: None,
+        context_window: 4096,
         price_per_1k_input_tokens: 0.0,
         price_per_1k_output_tokens: 0.0,
         threads: default_threads(),
@@ -338,11 +334,6 @@ impl Config {
             if m.context_window < 16 {
                 return bad(format!("{at}: context_window must be at least 16"));
             }
-            if m.kv_cache_tokens.is_some_and(|k| k < m.context_window) {
-                return bad(format!(
-                    "{at}: kv_cache_tokens must be at least context_window"
-                ));
-            }
             if !(1..=256).contains(&m.parallel) {
                 return bad(format!("{at}: parallel must be between 1 and 256"));
             }
@@ -435,7 +426,6 @@ impl ModelConfig {
                 model_path,
                 chat_template: self.chat_template.clone(),
                 context_window: self.context_window,
-                kv_cache_tokens: self.kv_cache_tokens.unwrap_or(self.context_window * 2),
                 threads: self.threads,
                 parallel: self.parallel,
                 max_queue: self.max_queue,
@@ -478,7 +468,7 @@ mod tests {
         };
         assert!(Config::parse(&model("")).is_ok());
         assert!(Config::parse(&model("parallel = 0")).is_err());
-        assert!(Config::parse(&model("kv_cache_tokens = 10")).is_err());
+        assert!(Config::parse(&model("batch_tokens = 4")).is_err());
         assert!(Config::parse(&model("sha256 = \"abc\"")).is_err());
         let two_sources = "[[models]]\nid = \"m\"\ncontext_window = 64\n[models.source]\npath = \"/x\"\nhuggingface = \"a/b\"\n";
         assert!(Config::parse(two_sources).is_err());
