@@ -283,35 +283,35 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
     // Warm-up: pages the weights in and compiles nothing else.
     converse_stream(&client, url, model, &user_body("Hello", 8)).await?;
 
-    // 1. Single-stream decode.
-    let mut single = Vec::new();
+    // 1. Single-stream decode. Each basalt run is paired with a llama-bench
+    // run right after it; the median of the pairs' ratios is reported, which
+    // holds up better than two separate medians on a machine whose speed drifts.
+    let peer_tg = args.llama_bench.as_ref().zip(args.gguf.as_ref());
+    let (mut single, mut tg, mut single_ratios) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeats {
-        let t = converse_stream(
-            &client,
-            url,
-            model,
-            &user_body(&open_prompt(r), args.max_tokens),
-        )
-        .await?;
-        if let Some(tps) = t.decode_tps() {
-            single.push(tps);
+        let body = user_body(&open_prompt(r), args.max_tokens);
+        let t = converse_stream(&client, url, model, &body).await?;
+        let Some(tps) = t.decode_tps() else { continue };
+        single.push(tps);
+        let mut line = format!(
+            "single stream {r}: {} tokens, {tps:.1} tok/s",
+            t.output_tokens
+        );
+        if let Some((bin, gguf)) = peer_tg {
+            let peer = llama_bench_tg(bin, gguf, args.threads, 128)?;
+            tg.push(peer);
+            single_ratios.push(tps / peer);
+            line.push_str(&format!(
+                "; llama-bench tg128 {peer:.1} tok/s; ratio {:.3}",
+                tps / peer
+            ));
         }
-        eprintln!(
-            "single stream {r}: {} tokens, {:.1} tok/s",
-            t.output_tokens,
-            t.decode_tps().unwrap_or(0.0)
-        );
+        eprintln!("{line}");
     }
-    let single_tps = median(single);
-    results.insert("single_stream_decode_tps".into(), json!(single_tps));
-    if let (Some(bin), Some(gguf)) = (&args.llama_bench, &args.gguf) {
-        let tg = llama_bench_tg(bin, gguf, args.threads, 128)?;
-        results.insert("llama_bench_tg128_tps".into(), json!(tg));
-        results.insert("single_stream_ratio".into(), json!(single_tps / tg));
-        eprintln!(
-            "llama-bench tg128: {tg:.1} tok/s; basalt/peer = {:.3}",
-            single_tps / tg
-        );
+    results.insert("single_stream_decode_tps".into(), json!(median(single)));
+    if !tg.is_empty() {
+        results.insert("llama_bench_tg128_tps".into(), json!(median(tg)));
+        results.insert("single_stream_ratio".into(), json!(median(single_ratios)));
     }
 
     // 2. Aggregate decode with concurrent clients: distinct prompts, then one
@@ -352,8 +352,7 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
         }
     };
     for (name, shared_system) in [("aggregate", false), ("aggregate_shared_system", true)] {
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..args.repeats {
             let system = shared_system.then(|| {
                 let nonce = std::time::SystemTime::now()
@@ -365,17 +364,16 @@ async fn run_async(args: &BenchArgs, model: &str) -> Result<()> {
             eprintln!("basalt {name} {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
             ours.push(tps);
             if args.peer_url.is_some() {
-                let (tokens, wall, tps) = aggregate(true, system).await?;
-                eprintln!("peer {name} {r}: {tokens} tokens in {wall:.2}s = {tps:.1} tok/s");
-                theirs.push(tps);
+                let (tokens, wall, peer) = aggregate(true, system).await?;
+                eprintln!("peer {name} {r}: {tokens} tokens in {wall:.2}s = {peer:.1} tok/s");
+                theirs.push(peer);
+                ratios.push(tps / peer);
             }
         }
-        let ours = median(ours);
-        results.insert(format!("{name}_tps"), json!(ours));
+        results.insert(format!("{name}_tps"), json!(median(ours)));
         if !theirs.is_empty() {
-            let theirs = median(theirs);
-            results.insert(format!("peer_{name}_tps"), json!(theirs));
-            results.insert(format!("{name}_ratio"), json!(ours / theirs));
+            results.insert(format!("peer_{name}_tps"), json!(median(theirs)));
+            results.insert(format!("{name}_ratio"), json!(median(ratios)));
         }
     }
 
