@@ -121,6 +121,10 @@ fn serve(mut config: Config) -> Result<()> {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         config.server.listen = addr.to_string();
     }
+    // Bind first: a busy port is reported before minutes of fetching and loading.
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
     basalt_gateway::fetch_models(&config, &progress::Bar::default())?;
     let gateway = Arc::new(Gateway::start(config)?);
     for m in gateway.models() {
@@ -132,9 +136,7 @@ fn serve(mut config: Config) -> Result<()> {
         }
     }
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let local = listener.local_addr()?;
         if gateway.config().auth.enabled() {
             tracing::info!("authentication required: SigV4 (access_keys) or Bearer (api_keys)");
