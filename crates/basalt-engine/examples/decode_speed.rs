@@ -47,12 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine.submit(Job {
             prompt: engine.prompt_tokens(&request)?,
             max_tokens: tokens,
-            sampling: SamplingParams {
-                temperature: 0.0,
-                top_p: 1.0,
-                top_k: 0,
-                seed: 1,
-            },
+            sampling: SamplingParams::greedy(),
             stop_sequences: vec![],
             events: tx,
         })?;

@@ -16,6 +16,19 @@ pub struct SamplingParams {
     pub seed: u64,
 }
 
+impl SamplingParams {
+    /// Always the most likely token: deterministic output for a given prompt.
+    #[must_use]
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+        }
+    }
+}
+
 /// A token candidate ordered by logit (reversed, for a min-heap of the best k).
 #[derive(Clone, Copy)]
 struct Candidate {

@@ -75,12 +75,7 @@ fn submit(
         .submit(Job {
             prompt,
             max_tokens,
-            sampling: SamplingParams {
-                temperature: 0.0,
-                top_p: 1.0,
-                top_k: 0,
-                seed: 1,
-            },
+            sampling: SamplingParams::greedy(),
             stop_sequences: stops,
             events: tx,
         })
@@ -220,12 +215,7 @@ fn a_full_queue_is_refused_at_once() {
         let job = Job {
             prompt,
             max_tokens: 500,
-            sampling: SamplingParams {
-                temperature: 0.0,
-                top_p: 1.0,
-                top_k: 0,
-                seed: 1,
-            },
+            sampling: SamplingParams::greedy(),
             stop_sequences: vec![],
             events: tx,
         };
