@@ -88,6 +88,13 @@ def test_models_list(oai):
     assert MODEL_ID in ids
 
 
+def test_models_retrieve(oai):
+    model = oai.models.retrieve(MODEL_ID)
+    assert model.id == MODEL_ID and model.owned_by == "Google"
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("acme.no-such-model-v1")
+
+
 def test_unknown_model(oai):
     with pytest.raises(openai.NotFoundError):
         _create(oai, model="acme.no-such-model-v1")
