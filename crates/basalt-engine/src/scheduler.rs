@@ -387,7 +387,15 @@ impl Scheduler<'_> {
             if active.evaluated >= prompt_len || active.follow.is_some() {
                 continue;
             }
-            let take = room.min(prompt_len - active.evaluated);
+            let mut take = room.min(prompt_len - active.evaluated);
+            // The last prompt token gets a step of its own, exactly as when the
+            // rest of the prompt comes from the prefix cache: a repeated request
+            // then computes the same logits whether cached or not, so greedy
+            // decoding gives the same answer (batch shape changes the kernels'
+            // rounding).
+            if active.evaluated + take == prompt_len && take > 1 {
+                take -= 1;
+            }
             let mut added = 0;
             for j in active.evaluated..active.evaluated + take {
                 let last = j + 1 == prompt_len;

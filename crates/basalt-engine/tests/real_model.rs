@@ -269,3 +269,23 @@ fn simultaneous_requests_share_a_prefix_still_being_computed() {
     ));
     assert_eq!(alone.text, outcomes[3].text);
 }
+
+#[test]
+fn a_repeated_prompt_gets_the_same_greedy_answer_cached_or_not() {
+    let Some(cfg) = config(2, 16) else { return };
+    let engine = &Engine::load(cfg).unwrap();
+    for i in 0..40 {
+        let prompt = format!("Note {i}: the weather in city number {i} is");
+        let cold = collect(submit(engine, &prompt, 16, vec![]));
+        let warm = collect(submit(engine, &prompt, 16, vec![]));
+        // The first run may reuse a few template tokens from the previous prompt.
+        assert!(cold.cached < 10, "prompt {i} reused {} tokens", cold.cached);
+        assert_eq!(
+            warm.cached,
+            warm.input_tokens - 1,
+            "prompt {i} did not reuse its prefix"
+        );
+        assert_eq!(cold.text, warm.text, "prompt {i}");
+        assert_eq!(cold.output_tokens, warm.output_tokens, "prompt {i}");
+    }
+}
