@@ -71,6 +71,26 @@ fn with_request_id(mut resp: Response, id: &RequestId) -> Response {
     resp
 }
 
+/// Reads and discards a body that is over the limit, so the client finishes
+/// sending and reads the 413 instead of a connection reset. Bounded: past
+/// `DRAIN_LIMIT_FACTOR` times the limit the connection is simply closed.
+async fn drain(body: Body, limit: usize) {
+    use futures::StreamExt;
+    const DRAIN_LIMIT_FACTOR: usize = 16;
+    let cap = limit.saturating_mul(DRAIN_LIMIT_FACTOR);
+    let mut seen = 0usize;
+    let mut stream = body.into_data_stream();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+}
+
 /// Middleware: request id, body limit, authentication.
 pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = RequestId(basalt_types::new_request_id());
@@ -92,6 +112,7 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         )
     };
     if declared.is_some_and(|n| n > limit) {
+        drain(body, limit).await;
         return with_request_id(too_large(), &id);
     }
     let bytes = match axum::body::to_bytes(body, limit).await {
