@@ -59,7 +59,6 @@ struct Timing {
     first_event: Duration,
     first_text: Option<Duration>,
     last_text: Option<Duration>,
-    total: Duration,
     output_tokens: u32,
     input_tokens: u32,
 }
@@ -143,7 +142,6 @@ async fn converse_stream(
             }
         }
     }
-    t.total = start.elapsed();
     Ok(t)
 }
 
@@ -198,7 +196,6 @@ async fn peer_stream(
     if t.output_tokens == 0 {
         t.output_tokens = chunks;
     }
-    t.total = start.elapsed();
     Ok(t)
 }
 

@@ -128,8 +128,7 @@ fn serve(mut config: Config) -> Result<()> {
     basalt_gateway::fetch_models(&config, &progress::Bar::default())?;
     let gateway = Arc::new(Gateway::start(config)?);
     for m in gateway.models() {
-        if let Some(stats) = m.provider.engine_stats() {
-            let _ = stats;
+        if m.provider.engine_stats().is_some() {
             tracing::info!(model = %m.config.id, "model ready");
         } else {
             tracing::error!(model = %m.config.id, "model unavailable: requests to it answer ServiceUnavailableException");

@@ -265,12 +265,7 @@ impl Scheduler<'_> {
             })
             .max_by_key(|&(_, n)| n)
             .filter(|&(_, n)| n >= keep + MIN_SHARED_PREFIX);
-        if keep > 0 {
-            self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .prefix_cache_hit_tokens
-                .fetch_add(keep as u64, Ordering::Relaxed);
-        }
+        self.count_reuse(0, keep);
         let sampler = Sampler::new(job.sampling.clone(), self.config.default_top_k);
         let stop = StopMatcher::new(job.stop_sequences.clone());
         self.tick += 1;
@@ -315,6 +310,17 @@ impl Scheduler<'_> {
         self.clear_seq(i);
     }
 
+    /// Counts a request's prompt tokens served from cache growing from `had`
+    /// to `now`: a hit the first time any are, and the tokens gained.
+    fn count_reuse(&self, had: usize, now: usize) {
+        if had == 0 && now > 0 {
+            self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .prefix_cache_hit_tokens
+            .fetch_add(now.saturating_sub(had) as u64, Ordering::Relaxed);
+    }
+
     /// Copies shared prefixes into slots that were waiting for them, once the
     /// donor has evaluated them (or has stopped, in which case whatever it did
     /// evaluate is copied and the rest is computed here).
@@ -334,12 +340,7 @@ impl Scheduler<'_> {
             let had = active.evaluated;
             if avail > had {
                 let reused = self.copy_prefix(donor, i, avail);
-                if had == 0 && reused > 0 {
-                    self.stats.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
-                }
-                self.stats
-                    .prefix_cache_hit_tokens
-                    .fetch_add(reused.saturating_sub(had) as u64, Ordering::Relaxed);
+                self.count_reuse(had, reused);
             }
             let slot = &mut self.slots[i];
             if let Some(active) = slot.active.as_mut() {
