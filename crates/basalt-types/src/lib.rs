@@ -5,12 +5,14 @@
 //! translates into these types and back.
 
 mod chat;
+mod embed;
 mod error;
 
 pub use chat::{
     ChatRequest, ChatResponse, ContentBlock, InferenceConfig, Message, Role, StopReason,
     StreamEvent, Usage,
 };
+pub use embed::{EmbedRequest, EmbedResponse, MAX_EMBED_INPUTS};
 pub use error::{Error, ErrorKind, Result};
 
 /// A fresh request id (UUID v4), as AWS services return in `x-amzn-RequestId`.

@@ -1,0 +1,113 @@
+//! The embedder against the real all-MiniLM-L6-v2 (converted to GGUF by
+//! `basalt models pull`): reference values, batching, truncation, queue limits.
+//! Needs BASALT_TEST_EMBED_MODEL (scripts/test sets it).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers of a test file fail loudly"
+)]
+use std::sync::OnceLock;
+
+use basalt_engine::{normalize, Embedder, EmbedderConfig, EngineError};
+
+fn config(max_queue: u32) -> Option<EmbedderConfig> {
+    let Some(path) = std::env::var_os("BASALT_TEST_EMBED_MODEL") else {
+        eprintln!("BASALT_TEST_EMBED_MODEL is not set: skipping embedding model tests (scripts/test sets it)");
+        return None;
+    };
+    Some(EmbedderConfig {
+        model_path: path.into(),
+        max_input_tokens: 256,
+        threads: 2,
+        max_queue,
+        batch_tokens: 4096,
+        batch_sequences: 32,
+    })
+}
+
+fn embedder() -> Option<&'static Embedder> {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    let cfg = config(16)?;
+    Some(E.get_or_init(|| Embedder::load(cfg).unwrap()))
+}
+
+fn embed(e: &Embedder, texts: &[&str]) -> Vec<Vec<f32>> {
+    let tokens = texts.iter().map(|t| e.tokenize(t)).collect();
+    let rx = e.submit(tokens).unwrap();
+    let mut v = rx.blocking_recv().unwrap().unwrap();
+    v.iter_mut().for_each(|x| normalize(x));
+    v
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn hello_world_matches_the_sentence_transformers_reference() {
+    let Some(e) = embedder() else { return };
+    assert_eq!(e.dimension(), 384);
+    // [CLS] hello world [SEP]
+    assert_eq!(e.tokenize("hello world").len(), 4);
+    assert_eq!(e.count_tokens("hello world"), 2);
+    let v = &embed(e, &["hello world"])[0];
+    let reference = [-0.034_477_34, 0.031_023_28, 0.006_734_91, 0.026_108_94, -0.039_362];
+    for (got, want) in v.iter().zip(reference) {
+        assert!((got - want).abs() < 1e-4, "got {:?}, want {reference:?}", &v[..5]);
+    }
+}
+
+#[test]
+fn batched_inputs_embed_as_they_do_alone_and_similar_texts_are_close() {
+    let Some(e) = embedder() else { return };
+    let texts = [
+        "The cat sat on the mat.",
+        "A kitten was sitting on the rug.",
+        "Quarterly revenue grew by twelve percent.",
+    ];
+    let together = embed(e, &texts);
+    for (i, t) in texts.iter().enumerate() {
+        let alone = &embed(e, &[t])[0];
+        assert!(cosine(alone, &together[i]) > 0.9999, "input {i} differs in a batch");
+    }
+    assert!(cosine(&together[0], &together[1]) > cosine(&together[0], &together[2]) + 0.3);
+}
+
+#[test]
+fn long_inputs_are_truncated_to_the_model_limit_keeping_sep() {
+    let Some(e) = embedder() else { return };
+    let long = "word ".repeat(1000);
+    let tokens = e.tokenize(&long);
+    assert_eq!(tokens.len(), 256);
+    assert_eq!(tokens[255], e.tokenize("x")[2], "the last token stays [SEP]");
+    assert_eq!(e.count_tokens(&long), 1000);
+    // Many inputs of mixed length over several batches come back in order.
+    let mut texts: Vec<String> = (0..70).map(|i| format!("sentence number {i}")).collect();
+    texts[35] = long;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let all = embed(e, &refs);
+    assert_eq!(all.len(), 70);
+    let again = &embed(e, &[refs[50]])[0];
+    assert!(cosine(again, &all[50]) > 0.9999);
+}
+
+#[test]
+fn a_full_queue_is_refused_at_once() {
+    let Some(cfg) = config(1) else { return };
+    let e = Embedder::load(cfg).unwrap();
+    let big: Vec<_> = (0..64).map(|i| e.tokenize(&format!("text {i} ").repeat(20))).collect();
+    let mut receivers = Vec::new();
+    let mut refused = false;
+    for _ in 0..8 {
+        match e.submit(big.clone()) {
+            Ok(rx) => receivers.push(rx),
+            Err(EngineError::QueueFull(1)) => refused = true,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused, "eight large jobs against a queue of one must be throttled");
+    for rx in receivers {
+        assert_eq!(rx.blocking_recv().unwrap().unwrap().len(), 64);
+    }
+}
