@@ -4,9 +4,10 @@ Each test module gets its own `basalt serve` (module-scoped `server`), started
 from a config written into a tmp dir. Modules that need another config (auth,
 throttling) call `start_server(...)` from their own module-scoped fixture.
 
-Requires two environment variables, both absolute paths:
-  BASALT_BIN          the basalt binary under test
-  BASALT_TEST_MODEL   the Gemma 3 270M GGUF file
+Requires three environment variables, all absolute paths:
+  BASALT_BIN                the basalt binary under test
+  BASALT_TEST_MODEL         the Gemma 3 270M GGUF file
+  BASALT_TEST_EMBED_MODEL   all-MiniLM-L6-v2 converted to GGUF (by `basalt models pull`)
 """
 
 from __future__ import annotations

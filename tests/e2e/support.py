@@ -23,6 +23,7 @@ import openai
 from botocore.eventstream import EventStreamBuffer
 
 MODEL_ID = "google.gemma-3-270m"
+EMBED_MODEL_ID = "sentence-transformers.all-minilm-l6-v2"
 MODEL_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL_ID}"
 REGION = "us-east-1"
 
@@ -75,6 +76,19 @@ def model_path() -> str:
     return str(path)
 
 
+def embed_model_path() -> str:
+    """Absolute path of the converted all-MiniLM-L6-v2 GGUF, from $BASALT_TEST_EMBED_MODEL."""
+    value = os.environ.get("BASALT_TEST_EMBED_MODEL")
+    if not value:
+        raise SetupError(
+            "BASALT_TEST_EMBED_MODEL is not set: export BASALT_TEST_EMBED_MODEL=/abs/path/to/"
+            "model.gguf (`basalt models pull sentence-transformers.all-minilm-l6-v2` prints it)"
+        )
+    if not Path(value).is_file():
+        raise SetupError(f"BASALT_TEST_EMBED_MODEL={value!r} does not exist")
+    return value
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -100,6 +114,7 @@ def render_config(
     auth: bool = False,
     request_timeout_seconds: int = 300,
     extra_models: str = "",
+    embedding_model: bool = True,
 ) -> str:
     text = f"""\
 [server]
@@ -125,6 +140,21 @@ default_max_tokens = {default_max_tokens}
 [models.source]
 path = {_toml_str(model_path)}
 """ + extra_models
+    if embedding_model:
+        text += f"""
+[[models]]
+id = {_toml_str(EMBED_MODEL_ID)}
+name = "all-MiniLM-L6-v2"
+provider = "sentence-transformers"
+kind = "embedding"
+context_window = 256
+price_per_1k_input_tokens = 0.001
+threads = {threads}
+parallel = 32
+batch_tokens = 4096
+[models.source]
+path = {_toml_str(embed_model_path())}
+"""
     if auth:
         text += f"""
 [auth]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import MODEL_ARN, MODEL_ID
+from support import EMBED_MODEL_ID, MODEL_ARN, MODEL_ID
 
 
 def _ids(resp) -> list[str]:
@@ -47,7 +47,9 @@ def test_filter_by_output_modality(control):
     assert MODEL_ID in _ids(control.list_foundation_models(byOutputModality="TEXT"))
     resp = control.list_foundation_models(byOutputModality="EMBEDDING")
     assert MODEL_ID not in _ids(resp)
+    assert _ids(resp) == [EMBED_MODEL_ID]
     assert all("EMBEDDING" in m["outputModalities"] for m in resp["modelSummaries"])
+    assert EMBED_MODEL_ID not in _ids(control.list_foundation_models(byOutputModality="TEXT"))
 
 
 def test_filter_by_inference_type(control):

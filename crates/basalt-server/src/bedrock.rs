@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use basalt_gateway::ModelConfig;
+use basalt_gateway::{ModelConfig, ModelKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,6 +20,13 @@ pub(crate) struct ListFilters {
     by_inference_type: Option<String>,
 }
 
+fn output_modality(m: &ModelConfig) -> &'static str {
+    match m.kind {
+        ModelKind::Chat => "TEXT",
+        ModelKind::Embedding => "EMBEDDING",
+    }
+}
+
 fn summary(m: &ModelConfig, region: &str) -> Value {
     json!({
         "modelArn": format!("arn:aws:bedrock:{region}::foundation-model/{}", m.id),
@@ -27,8 +34,8 @@ fn summary(m: &ModelConfig, region: &str) -> Value {
         "modelName": m.display_name(),
         "providerName": m.provider,
         "inputModalities": ["TEXT"],
-        "outputModalities": ["TEXT"],
-        "responseStreamingSupported": true,
+        "outputModalities": [output_modality(m)],
+        "responseStreamingSupported": m.kind == ModelKind::Chat,
         "customizationsSupported": [],
         "inferenceTypesSupported": ["ON_DEMAND"],
         "modelLifecycle": { "status": "ACTIVE" },
@@ -37,7 +44,7 @@ fn summary(m: &ModelConfig, region: &str) -> Value {
 
 fn matches(m: &ModelConfig, f: &ListFilters) -> bool {
     f.by_provider.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&m.provider))
-        && f.by_output_modality.as_ref().is_none_or(|o| o == "TEXT")
+        && f.by_output_modality.as_ref().is_none_or(|o| o == output_modality(m))
         && f.by_inference_type.as_ref().is_none_or(|t| t == "ON_DEMAND")
         // No local model supports customization (fine-tuning) yet.
         && f.by_customization_type.is_none()

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
 use basalt_types::{
-    ChatRequest, ContentBlock, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
+    ChatRequest, ContentBlock, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
     Usage,
 };
 use base64::Engine as _;
@@ -494,12 +494,88 @@ fn invocation_metrics(usage: &Usage, latency_ms: u64, first_byte_ms: u64) -> Val
     })
 }
 
+/// A Titan Text Embeddings body: `inputText`, optional `dimensions`,
+/// `normalize` (default true) and `embeddingTypes` (`float`, `binary`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TitanEmbedBody {
+    input_text: String,
+    dimensions: Option<u32>,
+    normalize: Option<bool>,
+    embedding_types: Option<Vec<String>>,
+}
+
+fn is_titan_embed_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.contains_key("inputText")))
+        .unwrap_or(false)
+}
+
+async fn invoke_embedding(
+    state: &AppState,
+    id: &RequestId,
+    model_id: String,
+    body: &[u8],
+) -> Result<Response, AwsError> {
+    let b: TitanEmbedBody = serde_json::from_slice(body)
+        .map_err(|e| Error::validation(format!("Malformed Titan embeddings body: {e}")))?;
+    let types = b.embedding_types.clone().unwrap_or_default();
+    if let Some(t) = types.iter().find(|t| !matches!(t.as_str(), "float" | "binary")) {
+        return Err(Error::validation(format!(
+            "embeddingTypes may contain \"float\" and \"binary\", not {t:?}."
+        ))
+        .into());
+    }
+    if b.input_text.is_empty() {
+        return Err(Error::validation("inputText must not be empty.").into());
+    }
+    let entry = state.gateway.model(&model_id)?;
+    if let (Some(want), Some(have)) = (b.dimensions, entry.provider.embedding_dimension()) {
+        if want as usize != have {
+            return Err(Error::validation(format!(
+                "dimensions = {want} is not available: {model_id} produces {have}-dimensional vectors."
+            ))
+            .into());
+        }
+    }
+    let request = EmbedRequest {
+        model_id,
+        inputs: vec![b.input_text],
+        normalize: b.normalize.unwrap_or(true),
+    };
+    let resp = state
+        .gateway
+        .embed(ctx("InvokeModel", id), request)
+        .await?;
+    let tokens = resp.total_tokens();
+    let vector = resp.vectors.into_iter().next().unwrap_or_default();
+    let mut out = json!({ "embedding": vector, "inputTextTokenCount": tokens });
+    if !types.is_empty() {
+        let mut by_type = serde_json::Map::new();
+        if types.iter().any(|t| t == "float") {
+            by_type.insert("float".into(), json!(vector));
+        }
+        if types.iter().any(|t| t == "binary") {
+            let bits: Vec<u8> = vector.iter().map(|x| u8::from(*x > 0.0)).collect();
+            by_type.insert("binary".into(), json!(bits));
+        }
+        out["embeddingsByType"] = Value::Object(by_type);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amzn-bedrock-input-token-count", HeaderValue::from(tokens));
+    Ok((headers, Json(out)).into_response())
+}
+
 pub(crate) async fn invoke(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
     Path(model_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
+    if is_titan_embed_body(&body) {
+        return invoke_embedding(&state, &id, model_id, &body).await;
+    }
     let (format, request) = parse_invoke_body(&body, model_id.clone())?;
     let resp = state
         .gateway
@@ -656,6 +732,12 @@ pub(crate) async fn invoke_stream(
     Path(model_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
+    if is_titan_embed_body(&body) {
+        return Err(Error::validation(
+            "Embedding models do not stream; call InvokeModel with this body.",
+        )
+        .into());
+    }
     let (format, request) = parse_invoke_body(&body, model_id.clone())?;
     let mut stream = state
         .gateway

@@ -95,6 +95,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             get(bedrock::get_foundation_model),
         )
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/models/{model_id}", get(openai::get_model))
         .fallback(unknown_route)

@@ -1,5 +1,6 @@
-//! OpenAI-compatible API: `POST /v1/chat/completions` (JSON and SSE, with usage)
-//! and `GET /v1/models`, translated to and from the canonical chat request.
+//! OpenAI-compatible API: `POST /v1/chat/completions` (JSON and SSE, with usage),
+//! `POST /v1/embeddings` and `GET /v1/models`, translated to and from the
+//! canonical requests.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,8 +9,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
+use base64::Engine as _;
 use basalt_types::{
-    ChatRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent, Usage,
+    ChatRequest, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
+    Usage,
 };
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -281,6 +284,101 @@ impl Encoder for SseEncoder {
     fn end(&mut self, out: &mut BytesMut) {
         out.extend_from_slice(b"data: [DONE]\n\n");
     }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    model: String,
+    input: Value,
+    encoding_format: Option<String>,
+    dimensions: Option<u32>,
+    #[serde(default)]
+    #[expect(dead_code, reason = "accepted for compatibility; basalt has no per-user policy")]
+    user: Option<String>,
+}
+
+fn embedding_inputs(input: Value) -> Result<Vec<String>, Error> {
+    let token_arrays = || {
+        Error::validation(
+            "input as token arrays is not supported: send a string or a list of strings.",
+        )
+    };
+    match input {
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                Value::Number(_) | Value::Array(_) => Err(token_arrays()),
+                _ => Err(Error::validation(format!("input[{i}] must be a string."))),
+            })
+            .collect(),
+        _ => Err(Error::validation(
+            "input must be a string or a list of strings.",
+        )),
+    }
+}
+
+pub(crate) async fn embeddings(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, OpenAiError> {
+    let body: EmbeddingsBody = parse_json(&body)?;
+    let base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(Error::validation(format!(
+                "encoding_format must be \"float\" or \"base64\", got {other:?}."
+            ))
+            .into())
+        }
+    };
+    let request = EmbedRequest {
+        model_id: body.model.clone(),
+        inputs: embedding_inputs(body.input)?,
+        normalize: true,
+    };
+    request.validate()?;
+    let entry = state.gateway.model(&request.model_id)?;
+    if let (Some(want), Some(have)) = (body.dimensions, entry.provider.embedding_dimension()) {
+        if want as usize != have {
+            return Err(Error::validation(format!(
+                "dimensions = {want} is not available: {} produces {have}-dimensional vectors.",
+                request.model_id
+            ))
+            .into());
+        }
+    }
+    let ctx = CallContext {
+        api: "Embeddings",
+        request_id: id.0.clone(),
+    };
+    let resp = state.gateway.embed(ctx, request).await?;
+    let total = resp.total_tokens();
+    let data: Vec<Value> = resp
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": i, "embedding": embedding })
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": body.model,
+        "usage": { "prompt_tokens": total, "total_tokens": total },
+    }))
+    .into_response())
 }
 
 fn model_json(id: &str, owner: &str) -> Value {

@@ -1,0 +1,112 @@
+"""Embeddings end to end: InvokeModel with a Titan body (boto3) and
+/v1/embeddings (openai SDK, float and base64), on the real all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import botocore.exceptions
+import openai
+import pytest
+
+from support import EMBED_MODEL_ID, MODEL_ID
+
+# sentence-transformers' all-MiniLM-L6-v2 for "hello world", first five values.
+HELLO_WORLD = [-0.03447734, 0.03102328, 0.00673491, 0.02610894, -0.039362]
+
+
+def _invoke(runtime, body: dict, model: str = EMBED_MODEL_ID) -> dict:
+    resp = runtime.invoke_model(modelId=model, body=json.dumps(body))
+    return json.loads(resp["body"].read())
+
+
+def _cos(a, b) -> float:
+    return sum(x * y for x, y in zip(a, b)) / (
+        math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    )
+
+
+def test_titan_body_returns_the_reference_embedding(runtime):
+    out = _invoke(runtime, {"inputText": "hello world"})
+    assert len(out["embedding"]) == 384
+    assert out["inputTextTokenCount"] == 4  # [CLS] hello world [SEP]
+    for got, want in zip(out["embedding"], HELLO_WORLD):
+        assert got == pytest.approx(want, abs=1e-4)
+    assert math.fsum(x * x for x in out["embedding"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_titan_normalize_false_and_embedding_types(runtime):
+    raw = _invoke(runtime, {"inputText": "hello world", "normalize": False})
+    norm = math.sqrt(math.fsum(x * x for x in raw["embedding"]))
+    assert norm > 1.5  # mean-pooled BERT output before normalization
+    scaled = [x / norm for x in raw["embedding"][:5]]
+    assert scaled == pytest.approx(HELLO_WORLD, abs=1e-4)
+    both = _invoke(runtime, {"inputText": "hello world", "embeddingTypes": ["float", "binary"], "dimensions": 384})
+    assert both["embeddingsByType"]["float"] == both["embedding"]
+    assert both["embeddingsByType"]["binary"] == [1 if x > 0 else 0 for x in both["embedding"]]
+
+
+def test_similar_texts_are_closer_than_unrelated_ones(runtime):
+    a = _invoke(runtime, {"inputText": "How do I reset my password?"})["embedding"]
+    b = _invoke(runtime, {"inputText": "I forgot my password and need to change it."})["embedding"]
+    c = _invoke(runtime, {"inputText": "The volcano erupted in 1883."})["embedding"]
+    assert _cos(a, b) > _cos(a, c) + 0.3
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"inputText": ""}, "inputText"),
+        ({"inputText": "x", "dimensions": 1024}, "dimensions"),
+        ({"inputText": "x", "embeddingTypes": ["int8"]}, "embeddingTypes"),
+        ({"inputText": "x", "bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_titan_bodies_are_validation_errors(runtime, body, message):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        _invoke(runtime, body)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert message in e.value.response["Error"]["Message"]
+
+
+def test_chat_and_embedding_models_refuse_each_others_calls(runtime):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        _invoke(runtime, {"inputText": "hello"}, model=MODEL_ID)
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "does not produce embeddings" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        runtime.converse(modelId=EMBED_MODEL_ID, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "embedding model" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        runtime.invoke_model_with_response_stream(modelId=EMBED_MODEL_ID, body=json.dumps({"inputText": "hi"}))
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_openai_embeddings_batch_float_and_base64(oai):
+    texts = ["hello world", "the second input", "a third, longer input about volcanoes"]
+    # The SDK asks for base64 by default and decodes it.
+    default = oai.embeddings.create(model=EMBED_MODEL_ID, input=texts)
+    floats = oai.embeddings.create(model=EMBED_MODEL_ID, input=texts, encoding_format="float")
+    assert [d.index for d in floats.data] == [0, 1, 2]
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens > 3 * 2
+    for d, f in zip(default.data, floats.data):
+        assert len(f.embedding) == 384
+        assert d.embedding == pytest.approx(f.embedding, abs=1e-6)
+    assert floats.data[0].embedding[:5] == pytest.approx(HELLO_WORLD, abs=1e-4)
+    single = oai.embeddings.create(model=EMBED_MODEL_ID, input="the second input", encoding_format="float")
+    assert single.data[0].embedding == pytest.approx(floats.data[1].embedding, abs=1e-5)
+
+
+def test_openai_embeddings_errors(oai):
+    with pytest.raises(openai.BadRequestError):
+        oai.embeddings.create(model=EMBED_MODEL_ID, input=[[1, 2, 3]])
+    with pytest.raises(openai.BadRequestError):
+        oai.embeddings.create(model=EMBED_MODEL_ID, input=[])
+    with pytest.raises(openai.BadRequestError):
+        oai.embeddings.create(model=EMBED_MODEL_ID, input="x", dimensions=64)
+    with pytest.raises(openai.NotFoundError):
+        oai.embeddings.create(model="no-such-model", input="x")
+    with pytest.raises(openai.BadRequestError):
+        oai.embeddings.create(model=MODEL_ID, input="x")
