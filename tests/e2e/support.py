@@ -115,6 +115,7 @@ def render_config(
     request_timeout_seconds: int = 300,
     extra_models: str = "",
     embedding_model: bool = True,
+    buckets: dict[str, str] | None = None,
 ) -> str:
     text = f"""\
 [server]
@@ -155,6 +156,10 @@ batch_tokens = 4096
 [models.source]
 path = {_toml_str(embed_model_path())}
 """
+    if buckets:
+        text += "\n[knowledge]\nbuckets = { " + ", ".join(
+            f"{_toml_str(name)} = {_toml_str(str(path))}" for name, path in buckets.items()
+        ) + " }\n"
     if auth:
         text += f"""
 [auth]
@@ -248,6 +253,14 @@ class BasaltServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=SHUTDOWN_GRACE_S)
+        if self in LIVE_SERVERS:
+            LIVE_SERVERS.remove(self)
+
+    def crash(self) -> None:
+        """SIGKILL: no shutdown path runs, as in a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=SHUTDOWN_GRACE_S)
         if self in LIVE_SERVERS:
             LIVE_SERVERS.remove(self)
 

@@ -128,10 +128,9 @@ fn serve(mut config: Config) -> Result<()> {
     basalt_gateway::fetch_models(&config, &progress::Bar::default())?;
     let gateway = Arc::new(Gateway::start(config)?);
     for m in gateway.models() {
-        if m.provider.engine_stats().is_some() {
-            tracing::info!(model = %m.config.id, "model ready");
-        } else {
-            tracing::error!(model = %m.config.id, "model unavailable: requests to it answer ServiceUnavailableException");
+        match m.provider.unavailable_reason() {
+            None => tracing::info!(model = %m.config.id, "model ready"),
+            Some(reason) => tracing::error!(model = %m.config.id, %reason, "model unavailable: requests to it answer ServiceUnavailableException"),
         }
     }
     runtime()?.block_on(async move {
@@ -161,7 +160,10 @@ fn serve(mut config: Config) -> Result<()> {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        basalt_server::serve(gateway, listener, shutdown).await?;
+        let buckets = gateway.config().knowledge.buckets.clone().into_iter().collect();
+        let knowledge =
+            basalt_knowledge::Knowledge::start(gateway.store().clone(), Arc::clone(&gateway), buckets)?;
+        basalt_server::serve(gateway, knowledge, listener, shutdown).await?;
         Ok(())
     })
 }

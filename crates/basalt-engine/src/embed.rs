@@ -40,7 +40,10 @@ pub struct EmbedStats {
     pub batches: AtomicU64,
 }
 
-type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>;
+/// One vector per input of a job, or why the job failed.
+pub type EmbedResult = Result<Vec<Vec<f32>>, EngineError>;
+
+type Reply = tokio::sync::oneshot::Sender<EmbedResult>;
 
 struct EmbedJob {
     inputs: Vec<Vec<LlamaToken>>,
@@ -143,8 +146,7 @@ impl Embedder {
     pub fn submit(
         &self,
         inputs: Vec<Vec<LlamaToken>>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<Vec<f32>>, EngineError>>, EngineError>
-    {
+    ) -> Result<tokio::sync::oneshot::Receiver<EmbedResult>, EngineError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.jobs.try_send(EmbedJob { inputs, reply }) {
             Ok(()) => Ok(rx),

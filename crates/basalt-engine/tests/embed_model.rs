@@ -2,11 +2,7 @@
 //! `basalt models pull`): reference values, batching, truncation, queue limits.
 //! Needs BASALT_TEST_EMBED_MODEL (scripts/test sets it).
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "helpers of a test file fail loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "helpers of a test file fail loudly")]
 use std::sync::OnceLock;
 
 use basalt_engine::{normalize, Embedder, EmbedderConfig, EngineError};

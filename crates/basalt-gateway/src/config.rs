@@ -33,8 +33,19 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub knowledge: KnowledgeConfig,
     #[serde(default = "default_models")]
     pub models: Vec<ModelConfig>,
+}
+
+/// Knowledge-base settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// S3 bucket names and the local directories that stand for them: a data
+    /// source with `bucketArn = "arn:aws:s3:::docs"` reads `buckets.docs`.
+    pub buckets: std::collections::BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +320,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             models: default_models(),
         }
     }
@@ -345,6 +357,9 @@ impl Config {
         })?;
         config.store.data_dir = expand_home(&config.store.data_dir);
         config.store.models_dir = expand_home(&config.store.models_dir);
+        for dir in config.knowledge.buckets.values_mut() {
+            *dir = expand_home(dir);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -374,6 +389,18 @@ impl Config {
         }
         if self.auth.api_keys.iter().any(String::is_empty) {
             return bad("auth.api_keys must not contain an empty key".into());
+        }
+        for (bucket, dir) in &self.knowledge.buckets {
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+            if !valid {
+                return bad(format!("knowledge.buckets: {bucket:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
+            }
+            if dir.as_os_str().is_empty() {
+                return bad(format!("knowledge.buckets.{bucket}: the directory must not be empty"));
+            }
         }
         if self.models.is_empty() {
             return bad("at least one [[models]] entry is needed".into());

@@ -88,4 +88,8 @@ impl Provider for LocalEmbedder {
     fn embedding_dimension(&self) -> Option<usize> {
         self.state.as_ref().ok().map(|e| e.dimension())
     }
+
+    fn unavailable_reason(&self) -> Option<&str> {
+        self.load_error()
+    }
 }

@@ -53,4 +53,9 @@ pub trait Provider: Send + Sync {
     fn engine_stats(&self) -> Option<&EngineStats> {
         None
     }
+
+    /// Why the provider cannot serve, when it cannot (a model that failed to load).
+    fn unavailable_reason(&self) -> Option<&str> {
+        None
+    }
 }

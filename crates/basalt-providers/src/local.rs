@@ -115,4 +115,8 @@ impl Provider for LocalModel {
     fn engine_stats(&self) -> Option<&EngineStats> {
         self.state.as_ref().ok().map(|e| e.stats())
     }
+
+    fn unavailable_reason(&self) -> Option<&str> {
+        self.load_error()
+    }
 }

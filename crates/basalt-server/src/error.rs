@@ -24,6 +24,11 @@ pub fn classify(kind: ErrorKind) -> (StatusCode, &'static str, &'static str) {
             "ThrottlingException",
             "rate_limit_error",
         ),
+        ErrorKind::Conflict => (
+            StatusCode::CONFLICT,
+            "ConflictException",
+            "conflict_error",
+        ),
         ErrorKind::ModelTimeout => (
             StatusCode::REQUEST_TIMEOUT,
             "ModelTimeoutException",
@@ -54,7 +59,10 @@ pub fn stream_exception(kind: ErrorKind) -> &'static str {
         ErrorKind::Validation => "validationException",
         ErrorKind::Throttling => "throttlingException",
         ErrorKind::ServiceUnavailable => "serviceUnavailableException",
-        ErrorKind::ModelTimeout | ErrorKind::NotFound | ErrorKind::AccessDenied => {
+        ErrorKind::ModelTimeout
+        | ErrorKind::NotFound
+        | ErrorKind::AccessDenied
+        | ErrorKind::Conflict => {
             "modelStreamErrorException"
         }
         ErrorKind::Internal => "internalServerException",

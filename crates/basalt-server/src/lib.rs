@@ -1,5 +1,6 @@
 //! The HTTP face of basalt: one axum router for every wire API (Bedrock
-//! Runtime, Bedrock control plane, OpenAI-compatible), AWS event-stream and SSE
+//! Runtime, Bedrock control plane, Bedrock Agent and Agent Runtime for
+//! knowledge bases, OpenAI-compatible), AWS event-stream and SSE
 //! encoding, SigV4 / API-key auth, AWS- and OpenAI-shaped errors, `/metrics`.
 //!
 //! Only this crate knows HTTP and wire JSON: each API module translates into the
@@ -7,6 +8,8 @@
 
 mod auth;
 mod bedrock;
+mod bedrock_agent;
+mod bedrock_agent_runtime;
 mod bedrock_runtime;
 pub mod error;
 pub mod eventstream;
@@ -20,15 +23,17 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use basalt_gateway::Gateway;
+use basalt_knowledge::Knowledge;
 use basalt_types::Error;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
+    pub knowledge: Arc<Knowledge>,
 }
 
 /// The id of the current request, as returned in `x-amzn-RequestId`.
@@ -67,8 +72,11 @@ async fn unknown_route(uri: Uri) -> Response {
 }
 
 /// The router with every API and the auth / limits guard.
-pub fn router(gateway: Arc<Gateway>) -> Router {
-    let state = AppState { gateway };
+pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
+    let state = AppState { gateway, knowledge };
+    use bedrock_agent as agent;
+    const KB: &str = "/knowledgebases/{knowledge_base_id}";
+    const DS: &str = "/knowledgebases/{knowledge_base_id}/datasources/{data_source_id}";
     Router::new()
         .route("/ping", get(ping))
         .route("/metrics", get(metrics))
@@ -94,6 +102,48 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/foundation-models/{model_id}",
             get(bedrock::get_foundation_model),
         )
+        .route(
+            "/knowledgebases/",
+            put(agent::create_knowledge_base).post(agent::list_knowledge_bases),
+        )
+        .route(
+            KB,
+            get(agent::get_knowledge_base)
+                .put(agent::update_knowledge_base)
+                .delete(agent::delete_knowledge_base),
+        )
+        .route(
+            &format!("{KB}/datasources/"),
+            put(agent::create_data_source).post(agent::list_data_sources),
+        )
+        .route(
+            DS,
+            get(agent::get_data_source)
+                .put(agent::update_data_source)
+                .delete(agent::delete_data_source),
+        )
+        .route(
+            &format!("{DS}/ingestionjobs/"),
+            put(agent::start_ingestion_job).post(agent::list_ingestion_jobs),
+        )
+        .route(
+            &format!("{DS}/ingestionjobs/{{ingestion_job_id}}"),
+            get(agent::get_ingestion_job),
+        )
+        .route(
+            &format!("{DS}/documents"),
+            put(agent::ingest_documents).post(agent::list_documents),
+        )
+        .route(&format!("{DS}/documents/getDocuments"), post(agent::get_documents))
+        .route(
+            &format!("{DS}/documents/deleteDocuments"),
+            post(agent::delete_documents),
+        )
+        .route(&format!("{KB}/retrieve"), post(bedrock_agent_runtime::retrieve))
+        .route(
+            "/retrieveAndGenerate",
+            post(bedrock_agent_runtime::retrieve_and_generate),
+        )
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
@@ -109,10 +159,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     gateway: Arc<Gateway>,
+    knowledge: Arc<Knowledge>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gateway))
+    axum::serve(listener, router(gateway, knowledge))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,11 +1,17 @@
-//! Durable state in one embedded SQLite file under the data directory: for now,
-//! the record of every model invocation (metering) and the usage queries over it.
+//! Durable state in one embedded SQLite file under the data directory: the
+//! record of every model invocation (metering) and the usage queries over it,
+//! and the knowledge-base tables (knowledge bases, data sources, ingestion jobs,
+//! documents, chunks with their vectors, the FTS5 index, RAG sessions), which
+//! `basalt-knowledge` reads and writes through [`Store::with_connection`].
 //! Schema changes are numbered migrations applied at open.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection};
+
+/// The SQLite binding the store uses, for crates that query its tables.
+pub use rusqlite;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +60,8 @@ pub struct UsageRow {
     pub cost_usd: f64,
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE invocations (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE invocations (
         request_id TEXT PRIMARY KEY,
         started_at_ms INTEGER NOT NULL,
         api TEXT NOT NULL,
@@ -67,7 +74,70 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE invocations (
         cost_usd REAL NOT NULL,
         status TEXT NOT NULL
     );
-    CREATE INDEX invocations_by_time ON invocations(started_at_ms);"];
+    CREATE INDEX invocations_by_time ON invocations(started_at_ms);",
+    // Knowledge bases. Configurations are JSON written by basalt-knowledge;
+    // a chunk, its vector (little-endian f32) and its FTS5 row are written in
+    // one transaction.
+    "CREATE TABLE knowledge_bases (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE data_sources (
+        id TEXT PRIMARY KEY,
+        kb_id TEXT NOT NULL REFERENCES knowledge_bases(id),
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        UNIQUE (kb_id, name)
+    );
+    CREATE TABLE ingestion_jobs (
+        id TEXT PRIMARY KEY,
+        kb_id TEXT NOT NULL,
+        ds_id TEXT NOT NULL,
+        description TEXT,
+        status TEXT NOT NULL,
+        statistics TEXT NOT NULL,
+        failure_reasons TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX ingestion_jobs_by_source ON ingestion_jobs(ds_id, started_at_ms);
+    CREATE TABLE kb_documents (
+        ds_id TEXT NOT NULL,
+        doc_key TEXT NOT NULL,
+        kb_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (ds_id, doc_key)
+    );
+    CREATE TABLE kb_chunks (
+        id INTEGER PRIMARY KEY,
+        kb_id TEXT NOT NULL,
+        ds_id TEXT NOT NULL,
+        doc_key TEXT NOT NULL,
+        text TEXT NOT NULL,
+        parent_text TEXT,
+        metadata TEXT NOT NULL,
+        location TEXT NOT NULL,
+        embedding BLOB NOT NULL
+    );
+    CREATE INDEX kb_chunks_by_doc ON kb_chunks(ds_id, doc_key);
+    CREATE INDEX kb_chunks_by_kb ON kb_chunks(kb_id);
+    CREATE VIRTUAL TABLE kb_chunks_fts USING fts5(text, tokenize = 'porter unicode61');
+    CREATE TABLE rag_sessions (
+        id TEXT PRIMARY KEY,
+        turns TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );",
+];
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
 /// callers run them on a blocking thread.
@@ -105,6 +175,12 @@ impl Store {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         f(&mut conn)
+    }
+
+    /// Runs `f` on the store's connection (blocking; serialised with every
+    /// other store call). For crates that own a part of the schema's queries.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with(f)
     }
 
     fn migrate(&self) -> Result<()> {
@@ -253,3 +329,4 @@ mod tests {
         );
     }
 }
+

@@ -12,6 +12,9 @@ pub enum ErrorKind {
     NotFound,
     /// The service is at capacity; retry later.
     Throttling,
+    /// The resource is in a state that does not allow the call (a name already
+    /// taken, an ingestion job already running).
+    Conflict,
     /// The model did not finish in time.
     ModelTimeout,
     /// The model is not available (it failed to load, or is shutting down).
@@ -30,6 +33,7 @@ impl ErrorKind {
             Self::Validation => "validation_error",
             Self::NotFound => "not_found",
             Self::Throttling => "throttled",
+            Self::Conflict => "conflict",
             Self::ModelTimeout => "timeout",
             Self::ServiceUnavailable => "unavailable",
             Self::AccessDenied => "access_denied",
@@ -58,6 +62,9 @@ impl Error {
     }
     pub fn not_found(message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn conflict(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Conflict, message)
     }
     pub fn throttling(message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Throttling, message)

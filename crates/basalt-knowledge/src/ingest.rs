@@ -1,0 +1,497 @@
+//! Ingestion: scan a data source's directory, parse, chunk, embed and index
+//! each document; skip unchanged ones, replace changed ones, remove deleted
+//! ones. Statistics are saved after every document, so GetIngestionJob shows
+//! progress and a restart resumes with what is left.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::db::{self, NewChunk};
+use crate::model::{now_ms, Chunking, DataSource, IngestionJob, KnowledgeBase, Location, SourceKind};
+use crate::{blocking, chunk, parse, Knowledge};
+
+/// Sidecar files Bedrock reads metadata from: `<document>.metadata.json`.
+const SIDECAR: &str = ".metadata.json";
+
+/// Identifies a document's content, metadata and chunking: equal hashes mean
+/// nothing to redo.
+pub(crate) fn content_hash(bytes: &[u8], metadata: &Map<String, Value>, chunking: Chunking) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    h.update(Value::Object(metadata.clone()).to_string().as_bytes());
+    h.update(format!("{chunking:?}").as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Reads a `.metadata.json` sidecar: `{"metadataAttributes": {...}}`, where a
+/// value is plain JSON or Bedrock's typed form `{"value": {"type": ..., "stringValue": ...}}`.
+pub(crate) fn sidecar_metadata(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid metadata JSON: {e}"))?;
+    let attrs = v
+        .get("metadataAttributes")
+        .and_then(Value::as_object)
+        .ok_or("the metadata file has no metadataAttributes object")?;
+    let mut out = Map::new();
+    for (k, v) in attrs {
+        let value = match v.get("value").and_then(Value::as_object) {
+            Some(typed) => match typed.get("type").and_then(Value::as_str) {
+                Some("STRING") => typed.get("stringValue").cloned(),
+                Some("NUMBER") => typed.get("numberValue").cloned(),
+                Some("BOOLEAN") => typed.get("booleanValue").cloned(),
+                Some("STRING_LIST") => typed.get("stringListValue").cloned(),
+                _ => None,
+            }
+            .ok_or_else(|| format!("metadata attribute {k}: malformed typed value"))?,
+            None => v.clone(),
+        };
+        out.insert(k.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Files under `root` whose relative key starts with one of `prefixes` (all
+/// when empty), sorted. Entries resolving outside `root` (symlinks) are
+/// returned separately, never read.
+/// Files found by a scan (key, real path) and keys that resolve outside the root.
+type Scan = (Vec<(String, PathBuf)>, Vec<String>);
+
+fn scan(root: &Path, prefixes: &[String]) -> std::io::Result<Scan> {
+    let root = root.canonicalize()?;
+    let mut files = Vec::new();
+    let mut outside = Vec::new();
+    let mut stack = vec![root.clone()];
+    let mut seen = HashSet::new();
+    while let Some(dir) = stack.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let key = path
+                .strip_prefix(&root)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            let Ok(real) = path.canonicalize() else { continue };
+            if !real.starts_with(&root) {
+                outside.push(key);
+                continue;
+            }
+            if real.is_dir() {
+                stack.push(real);
+            } else if prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+                files.push((key, real));
+            }
+        }
+    }
+    files.sort();
+    Ok((files, outside))
+}
+
+fn s3_uri(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// Runs one ingestion job to the end.
+pub(crate) async fn run_job(k: &Arc<Knowledge>, mut job: IngestionJob) {
+    if job.status == "IN_PROGRESS" {
+        // Resumed after a stop: the scan starts over, the indexing done so far
+        // (new, modified, deleted) stays counted and is not redone.
+        let s = &mut job.statistics;
+        s.documents_scanned = 0;
+        s.metadata_documents_scanned = 0;
+        s.documents_skipped = 0;
+        s.documents_failed = 0;
+        job.failure_reasons.clear();
+    }
+    job.status = "IN_PROGRESS".into();
+    job.updated_at_ms = now_ms();
+    if let Err(e) = db::save_job(k.store(), &job) {
+        tracing::error!(job = %job.id, error = %e, "could not save ingestion job");
+    }
+    let outcome = sync(k, &mut job).await;
+    job.status = match outcome {
+        Ok(()) => "COMPLETE".into(),
+        Err(e) => {
+            job.failure_reasons.push(e.message);
+            "FAILED".into()
+        }
+    };
+    job.updated_at_ms = now_ms();
+    if let Err(e) = db::save_job(k.store(), &job) {
+        tracing::error!(job = %job.id, error = %e, "could not save ingestion job");
+    }
+    tracing::info!(job = %job.id, status = %job.status, stats = ?job.statistics, "ingestion job finished");
+}
+
+async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Result<()> {
+    let kb = k.knowledge_base(&job.kb_id)?;
+    let ds = k.data_source(&job.kb_id, &job.ds_id)?;
+    let SourceKind::S3 { bucket, prefixes } = &ds.source else {
+        // A CUSTOM data source has nothing to scan: its documents are pushed.
+        return Ok(());
+    };
+    let root = k
+        .bucket_dir(bucket)
+        .ok_or_else(|| basalt_types::Error::validation(format!("The bucket {bucket} is no longer configured.")))?
+        .to_path_buf();
+    let prefixes = prefixes.clone();
+    let (files, outside) = blocking(move || {
+        scan(&root, &prefixes).map_err(|e| {
+            basalt_types::Error::validation(format!("Cannot read the bucket directory {}: {e}", root.display()))
+        })
+    })
+    .await?;
+    for key in outside {
+        job.statistics.documents_failed += 1;
+        job.failure_reasons.push(format!("{key}: refused, it resolves outside the data source's root"));
+    }
+    let known: HashMap<String, String> = {
+        let (store, ds_id) = (k.store().clone(), ds.id.clone());
+        blocking(move || db::document_hashes(&store, &ds_id)).await?.into_iter().collect()
+    };
+    let by_key: HashMap<&str, &PathBuf> = files.iter().map(|(k, p)| (k.as_str(), p)).collect();
+    let mut present = HashSet::new();
+    let mut pending: Vec<Prepared> = Vec::new();
+    let mut pending_chunks = 0usize;
+    for (key, path) in &files {
+        if let Some(doc_key) = key.strip_suffix(SIDECAR) {
+            job.statistics.metadata_documents_scanned += 1;
+            if !by_key.contains_key(doc_key) {
+                job.failure_reasons.push(format!("{key}: metadata file without a document"));
+            }
+            continue;
+        }
+        job.statistics.documents_scanned += 1;
+        present.insert(key.clone());
+        if !parse::is_supported(key) {
+            job.statistics.documents_skipped += 1;
+            job.failure_reasons.push(format!("{key}: skipped, unsupported file type"));
+            save_progress(k, job);
+            continue;
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(k, job, &kb, &ds, key, &format!("cannot read: {e}")).await;
+                continue;
+            }
+        };
+        let sidecar_key = format!("{key}{SIDECAR}");
+        let mut metadata = match by_key.get(sidecar_key.as_str()) {
+            None => Map::new(),
+            Some(p) => match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| sidecar_metadata(&b)) {
+                Ok(m) => m,
+                Err(e) => {
+                    fail(k, job, &kb, &ds, key, &format!("{sidecar_key}: {e}")).await;
+                    continue;
+                }
+            },
+        };
+        let hash = content_hash(&bytes, &metadata, ds.chunking);
+        let previous = known.get(key);
+        if previous == Some(&hash) {
+            continue;
+        }
+        let text = match parse::parse_document(key, &bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                fail(k, job, &kb, &ds, key, &e.to_string()).await;
+                continue;
+            }
+        };
+        let uri = s3_uri(bucket, key);
+        metadata.insert("x-amz-bedrock-kb-source-uri".into(), Value::from(uri.clone()));
+        let replaces = previous.is_some_and(|h| !h.is_empty());
+        match prepare(k, &kb, &ds, key, &text, metadata, &Location::S3 { uri }, &hash, replaces, &job.id).await {
+            Ok(doc) => {
+                pending_chunks += doc.texts.len();
+                pending.push(doc);
+            }
+            Err(reason) => fail(k, job, &kb, &ds, key, &reason).await,
+        }
+        if pending_chunks >= EMBED_BATCH_CHUNKS {
+            flush(k, job, &kb, &ds, std::mem::take(&mut pending)).await;
+            pending_chunks = 0;
+        }
+    }
+    flush(k, job, &kb, &ds, pending).await;
+    for key in known.keys().filter(|key| !present.contains(*key)) {
+        let (store, ds_id, key_owned) = (k.store().clone(), ds.id.clone(), key.clone());
+        if let Some(removed) = blocking(move || db::delete_document(&store, &ds_id, &key_owned)).await? {
+            k.forget(&kb.id, &removed)?;
+            job.statistics.documents_deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Chunks of several documents embedded in one go during a sync.
+const EMBED_BATCH_CHUNKS: usize = 128;
+
+async fn flush(k: &Knowledge, job: &mut IngestionJob, kb: &KnowledgeBase, ds: &DataSource, docs: Vec<Prepared>) {
+    if docs.is_empty() {
+        return;
+    }
+    let request_id = job.id.clone();
+    for (doc, result) in embed_and_commit(k, kb, ds, docs, &request_id).await {
+        match result {
+            Ok(_) if doc.replaces => job.statistics.modified_documents_indexed += 1,
+            Ok(_) => job.statistics.new_documents_indexed += 1,
+            Err(reason) => fail(k, job, kb, ds, &doc.key, &reason).await,
+        }
+    }
+    save_progress(k, job);
+}
+
+fn save_progress(k: &Knowledge, job: &mut IngestionJob) {
+    job.updated_at_ms = now_ms();
+    if let Err(e) = db::save_job(k.store(), job) {
+        tracing::warn!(job = %job.id, error = %e, "could not save ingestion progress");
+    }
+}
+
+async fn fail(k: &Knowledge, job: &mut IngestionJob, kb: &KnowledgeBase, ds: &DataSource, key: &str, reason: &str) {
+    job.statistics.documents_failed += 1;
+    job.failure_reasons.push(format!("{key}: {reason}"));
+    let (store, kb_id, ds_id, key, reason) = (k.store().clone(), kb.id.clone(), ds.id.clone(), key.to_string(), reason.to_string());
+    if let Err(e) = blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms())).await {
+        tracing::warn!(error = %e, "could not record a failed document");
+    }
+    save_progress(k, job);
+}
+
+/// A document cut into chunks, waiting for its vectors.
+pub(crate) struct Prepared {
+    key: String,
+    hash: String,
+    location: Location,
+    metadata: Arc<Map<String, Value>>,
+    texts: Vec<String>,
+    parents: Vec<Option<String>>,
+    /// Whether the index had an earlier version (modified, not new).
+    replaces: bool,
+}
+
+/// Chunks one document's text with the data source's strategy.
+#[expect(clippy::too_many_arguments, reason = "one document's context")]
+pub(crate) async fn prepare(
+    k: &Knowledge,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    key: &str,
+    text: &str,
+    metadata: Map<String, Value>,
+    location: &Location,
+    hash: &str,
+    replaces: bool,
+    request_id: &str,
+) -> Result<Prepared, String> {
+    if text.trim().is_empty() {
+        return Err("the document has no text".into());
+    }
+    let spans = cut(k, kb, text, ds.chunking, request_id).await.map_err(|e| e.message)?;
+    Ok(Prepared {
+        key: key.to_string(),
+        hash: hash.to_string(),
+        location: location.clone(),
+        metadata: Arc::new(metadata),
+        texts: spans.iter().map(|c| text[c.start..c.end].to_string()).collect(),
+        parents: spans.iter().map(|c| c.parent.map(|(s, e)| text[s..e].to_string())).collect(),
+        replaces,
+    })
+}
+
+/// Embeds the chunks of several documents in shared calls, then writes each
+/// document (chunks, vectors, FTS rows) in its own transaction. Returns each
+/// document's outcome, in order.
+pub(crate) async fn embed_and_commit(
+    k: &Knowledge,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    docs: Vec<Prepared>,
+    request_id: &str,
+) -> Vec<(Prepared, Result<usize, String>)> {
+    let texts: Vec<String> = docs.iter().flat_map(|d| d.texts.iter().cloned()).collect();
+    let vectors = match k.embed(&kb.embedding_model, texts, "KnowledgeBaseIngestion", request_id).await {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = format!("embedding failed: {}", e.message);
+            return docs.into_iter().map(|d| (d, Err(reason.clone()))).collect();
+        }
+    };
+    let mut vectors = vectors.into_iter();
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let doc_vectors: Vec<Vec<f32>> = vectors.by_ref().take(doc.texts.len()).collect();
+        let result = commit(k, kb, ds, &doc, doc_vectors).await;
+        out.push((doc, result));
+    }
+    out
+}
+
+async fn commit(k: &Knowledge, kb: &KnowledgeBase, ds: &DataSource, doc: &Prepared, vectors: Vec<Vec<f32>>) -> Result<usize, String> {
+    if vectors.len() != doc.texts.len() {
+        return Err("the embedding model returned too few vectors".into());
+    }
+    let chunks: Vec<NewChunk> = doc
+        .texts
+        .iter()
+        .zip(&doc.parents)
+        .zip(&vectors)
+        .map(|((t, p), v)| NewChunk {
+            text: t.clone(),
+            parent_text: p.clone(),
+            metadata: (*doc.metadata).clone(),
+            embedding: v.clone(),
+        })
+        .collect();
+    let n = chunks.len();
+    let (store, kb_id, ds_id, key, hash, location) = (
+        k.store().clone(),
+        kb.id.clone(),
+        ds.id.clone(),
+        doc.key.clone(),
+        doc.hash.clone(),
+        doc.location.clone(),
+    );
+    let (removed, added) = blocking(move || {
+        db::replace_document(&store, &kb_id, &ds_id, &key, &hash, &location, &chunks, now_ms())
+    })
+    .await
+    .map_err(|e| e.message)?;
+    let added: Vec<crate::IndexEntry> = added
+        .into_iter()
+        .zip(vectors)
+        .map(|(id, v)| (id, v, Arc::clone(&doc.metadata)))
+        .collect();
+    k.apply(&kb.id, &removed, &added).map_err(|e| e.message)?;
+    Ok(n)
+}
+
+/// Chunks, embeds and indexes one document now (direct ingestion).
+#[expect(clippy::too_many_arguments, reason = "one document's context")]
+pub(crate) async fn index_document(
+    k: &Knowledge,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    key: &str,
+    text: &str,
+    metadata: Map<String, Value>,
+    location: &Location,
+    hash: &str,
+    request_id: &str,
+) -> Result<usize, String> {
+    let doc = prepare(k, kb, ds, key, text, metadata, location, hash, false, request_id).await?;
+    embed_and_commit(k, kb, ds, vec![doc], request_id)
+        .await
+        .pop()
+        .map_or_else(|| Err("nothing was indexed".into()), |(_, r)| r)
+}
+
+/// Cuts a document with the data source's strategy.
+async fn cut(
+    k: &Knowledge,
+    kb: &KnowledgeBase,
+    text: &str,
+    chunking: Chunking,
+    request_id: &str,
+) -> basalt_types::Result<Vec<chunk::Chunk>> {
+    let count = k.token_counter(&kb.embedding_model)?;
+    Ok(match chunking {
+        Chunking::FixedSize {
+            max_tokens,
+            overlap_percentage,
+        } => chunk::fixed_size(text, max_tokens as usize, overlap_percentage as usize, &count),
+        Chunking::Hierarchical {
+            parent_max_tokens,
+            child_max_tokens,
+            overlap_tokens,
+        } => chunk::hierarchical(
+            text,
+            parent_max_tokens as usize,
+            child_max_tokens as usize,
+            overlap_tokens as usize,
+            &count,
+        ),
+        Chunking::Semantic {
+            max_tokens,
+            buffer_size,
+            breakpoint_percentile_threshold,
+        } => {
+            let sentences = chunk::sentences(text);
+            let windows = chunk::buffered_windows(text, &sentences, buffer_size as usize);
+            let vectors = if windows.len() < 2 {
+                Vec::new()
+            } else {
+                k.embed(&kb.embedding_model, windows, "KnowledgeBaseIngestion", request_id)
+                    .await?
+            };
+            chunk::semantic(
+                text,
+                &sentences,
+                &vectors,
+                max_tokens as usize,
+                breakpoint_percentile_threshold as usize,
+                &count,
+            )
+        }
+        Chunking::None => chunk::whole(text),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecars_accept_plain_and_typed_values() {
+        let m = sidecar_metadata(
+            br#"{"metadataAttributes": {"year": 2021, "genre": {"value": {"type": "STRING", "stringValue": "news"}, "includeForEmbedding": false}, "tags": {"value": {"type": "STRING_LIST", "stringListValue": ["a", "b"]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m["year"], Value::from(2021));
+        assert_eq!(m["genre"], Value::from("news"));
+        assert_eq!(m["tags"], serde_json::json!(["a", "b"]));
+        assert!(sidecar_metadata(b"{}").is_err());
+        assert!(sidecar_metadata(b"not json").is_err());
+    }
+
+    #[test]
+    fn hashes_change_with_content_metadata_and_chunking() {
+        let m = Map::new();
+        let a = content_hash(b"x", &m, Chunking::None);
+        assert_eq!(a, content_hash(b"x", &m, Chunking::None));
+        assert_ne!(a, content_hash(b"y", &m, Chunking::None));
+        assert_ne!(a, content_hash(b"x", &m, Chunking::DEFAULT));
+        let mut m2 = Map::new();
+        m2.insert("k".into(), Value::from(1));
+        assert_ne!(a, content_hash(b"x", &m2, Chunking::None));
+    }
+
+    #[test]
+    fn scan_filters_prefixes_and_refuses_links_out_of_the_root() {
+        let base = std::env::temp_dir().join(format!("basalt-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("bucket");
+        std::fs::create_dir_all(root.join("docs/sub")).unwrap();
+        std::fs::create_dir_all(root.join("other")).unwrap();
+        std::fs::write(root.join("docs/a.txt"), "a").unwrap();
+        std::fs::write(root.join("docs/sub/b.md"), "b").unwrap();
+        std::fs::write(root.join("other/c.txt"), "c").unwrap();
+        std::fs::write(base.join("secret.txt"), "s").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("docs/link.txt")).unwrap();
+        let (files, outside) = scan(&root, &["docs/".into()]).unwrap();
+        let keys: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(keys, vec!["docs/a.txt", "docs/sub/b.md"]);
+        #[cfg(unix)]
+        assert_eq!(outside, vec!["docs/link.txt".to_string()]);
+        let (all, _) = scan(&root, &[]).unwrap();
+        assert_eq!(all.len(), 3);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}

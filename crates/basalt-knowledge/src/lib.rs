@@ -1,0 +1,699 @@
+//! Knowledge bases: data sources (a directory behind an S3 bucket name, or
+//! documents pushed directly), parsing, chunking, embedding through the
+//! gateway, a hybrid index (vectors + SQLite FTS5 BM25, fused by reciprocal
+//! rank) with metadata filters, incremental ingestion jobs that survive a
+//! restart, and RetrieveAndGenerate with citations and sessions.
+//!
+//! Nothing here knows a wire format: `basalt-server` translates the Bedrock
+//! Agent APIs into these calls.
+
+pub mod chunk;
+mod db;
+pub mod filter;
+mod index;
+mod ingest;
+pub mod model;
+pub mod parse;
+mod rag;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use basalt_gateway::{CallContext, Gateway};
+use basalt_store::Store;
+use basalt_types::{EmbedRequest, Error, Result};
+use serde_json::Value;
+
+pub use filter::Filter;
+pub use index::{IndexEntry, VectorIndex};
+pub use model::{
+    Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineDocument,
+    JobStatistics, KnowledgeBase, Location, Retrieved, SearchType, SourceKind,
+};
+pub use rag::{Citation, RagRequest, RagResponse};
+
+use model::{new_id, now_ms};
+
+/// A knowledge base to create.
+#[derive(Debug, Clone)]
+pub struct NewKnowledgeBase {
+    pub name: String,
+    pub description: Option<String>,
+    pub role_arn: String,
+    /// Embedding model id or ARN, as the client named it.
+    pub embedding_model: String,
+    pub echo: Value,
+}
+
+/// A data source to create (or the new state of one).
+#[derive(Debug, Clone)]
+pub struct NewDataSource {
+    pub name: String,
+    pub description: Option<String>,
+    pub source: SourceKind,
+    pub chunking: Chunking,
+    pub deletion_policy: DeletionPolicy,
+    pub echo: Value,
+}
+
+/// What to retrieve.
+#[derive(Debug, Clone)]
+pub struct RetrieveQuery {
+    pub text: String,
+    pub number_of_results: usize,
+    pub search_type: SearchType,
+    pub filter: Option<Filter>,
+    /// Results to skip (from a `nextToken`).
+    pub offset: usize,
+}
+
+/// Most results one retrieval returns.
+pub const MAX_RESULTS: usize = 100;
+
+/// Result ranks are fused with this reciprocal-rank constant.
+const RRF_K: f64 = 60.0;
+
+/// Knowledge bases over the store and the gateway.
+pub struct Knowledge {
+    store: Store,
+    gateway: Arc<Gateway>,
+    buckets: HashMap<String, PathBuf>,
+    indexes: Mutex<HashMap<String, Arc<RwLock<VectorIndex>>>>,
+    running: Mutex<HashSet<String>>,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> Error {
+    Error::internal(format!("a knowledge task failed: {e}"))
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(blocking_err)?
+}
+
+impl Knowledge {
+    /// Opens the knowledge side of the store and resumes the ingestion jobs a
+    /// stop or crash interrupted (ingestion is incremental, so rerunning a job
+    /// redoes only what did not finish). Call from within a tokio runtime.
+    pub fn start(
+        store: Store,
+        gateway: Arc<Gateway>,
+        buckets: HashMap<String, PathBuf>,
+    ) -> Result<Arc<Self>> {
+        let me = Arc::new(Self {
+            store,
+            gateway,
+            buckets,
+            indexes: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+        });
+        for job in db::unfinished_jobs(&me.store)? {
+            tracing::info!(job = %job.id, data_source = %job.ds_id, "resuming ingestion job");
+            me.spawn_job(job);
+        }
+        Ok(me)
+    }
+
+    #[must_use]
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    // ---------- knowledge bases ----------
+
+    fn check_embedding_model(&self, id: &str) -> Result<String> {
+        let entry = self.gateway.model(id).map_err(|_| {
+            Error::validation(format!(
+                "The embedding model {id} is not in the catalog; call ListFoundationModels with byOutputModality=EMBEDDING."
+            ))
+        })?;
+        if entry.provider.embedding_dimension().is_none()
+            && entry.config.kind != basalt_gateway::ModelKind::Embedding
+        {
+            return Err(Error::validation(format!(
+                "The model {id} is not an embedding model."
+            )));
+        }
+        Ok(entry.config.id.clone())
+    }
+
+    pub fn create_knowledge_base(&self, new: NewKnowledgeBase) -> Result<KnowledgeBase> {
+        let embedding_model = self.check_embedding_model(&new.embedding_model)?;
+        let now = now_ms();
+        let kb = KnowledgeBase {
+            id: new_id(),
+            name: new.name,
+            description: new.description,
+            role_arn: new.role_arn,
+            embedding_model,
+            echo: new.echo,
+            status: "ACTIVE".into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if !db::insert_kb(&self.store, &kb)? {
+            return Err(Error::conflict(format!(
+                "A knowledge base named {} already exists.",
+                kb.name
+            )));
+        }
+        Ok(kb)
+    }
+
+    pub fn knowledge_base(&self, id: &str) -> Result<KnowledgeBase> {
+        db::get_kb(&self.store, id)?.ok_or_else(|| {
+            Error::not_found(format!("The knowledge base {id} does not exist."))
+        })
+    }
+
+    pub fn knowledge_bases(&self) -> Result<Vec<KnowledgeBase>> {
+        db::list_kbs(&self.store)
+    }
+
+    /// Changes a knowledge base's name, description and role. Its embedding
+    /// configuration cannot change (the index was built with it).
+    pub fn update_knowledge_base(&self, id: &str, new: NewKnowledgeBase) -> Result<KnowledgeBase> {
+        let mut kb = self.knowledge_base(id)?;
+        let model = self.check_embedding_model(&new.embedding_model)?;
+        if model != kb.embedding_model {
+            return Err(Error::validation(format!(
+                "The embedding model of a knowledge base cannot change (it is {}).",
+                kb.embedding_model
+            )));
+        }
+        kb.name = new.name;
+        kb.description = new.description;
+        kb.role_arn = new.role_arn;
+        kb.echo = new.echo;
+        kb.updated_at_ms = now_ms();
+        if !db::update_kb(&self.store, &kb)? {
+            return Err(Error::conflict(format!(
+                "A knowledge base named {} already exists.",
+                kb.name
+            )));
+        }
+        Ok(kb)
+    }
+
+    pub fn delete_knowledge_base(&self, id: &str) -> Result<KnowledgeBase> {
+        let mut kb = self.knowledge_base(id)?;
+        if self.busy_in(id)? {
+            return Err(Error::conflict(
+                "An ingestion job is running in this knowledge base; wait for it to finish.",
+            ));
+        }
+        db::delete_kb(&self.store, id)?;
+        self.indexes_lock()?.remove(id);
+        kb.status = "DELETING".into();
+        Ok(kb)
+    }
+
+    // ---------- data sources ----------
+
+    fn check_source(&self, source: &SourceKind) -> Result<()> {
+        if let SourceKind::S3 { bucket, prefixes } = source {
+            if !self.buckets.contains_key(bucket) {
+                return Err(Error::validation(format!(
+                    "The bucket {bucket} is not configured: map it to a directory under [knowledge.buckets] in the basalt config."
+                )));
+            }
+            if let Some(p) = prefixes
+                .iter()
+                .find(|p| p.split('/').any(|seg| seg == "..") || p.starts_with('/'))
+            {
+                return Err(Error::validation(format!(
+                    "The inclusion prefix {p:?} would leave the bucket."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create_data_source(&self, kb_id: &str, new: NewDataSource) -> Result<DataSource> {
+        self.knowledge_base(kb_id)?;
+        self.check_source(&new.source)?;
+        let now = now_ms();
+        let ds = DataSource {
+            id: new_id(),
+            kb_id: kb_id.to_string(),
+            name: new.name,
+            description: new.description,
+            source: new.source,
+            chunking: new.chunking,
+            deletion_policy: new.deletion_policy,
+            echo: new.echo,
+            status: "AVAILABLE".into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if !db::insert_ds(&self.store, &ds)? {
+            return Err(Error::conflict(format!(
+                "A data source named {} already exists in this knowledge base.",
+                ds.name
+            )));
+        }
+        Ok(ds)
+    }
+
+    pub fn data_source(&self, kb_id: &str, id: &str) -> Result<DataSource> {
+        self.knowledge_base(kb_id)?;
+        db::get_ds(&self.store, kb_id, id)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "The data source {id} does not exist in knowledge base {kb_id}."
+            ))
+        })
+    }
+
+    pub fn data_sources(&self, kb_id: &str) -> Result<Vec<DataSource>> {
+        self.knowledge_base(kb_id)?;
+        db::list_ds(&self.store, kb_id)
+    }
+
+    /// Changes a data source. Its chunking cannot change (the indexed chunks
+    /// were cut with it), as in Bedrock.
+    pub fn update_data_source(&self, kb_id: &str, id: &str, new: NewDataSource) -> Result<DataSource> {
+        let mut ds = self.data_source(kb_id, id)?;
+        if new.chunking != ds.chunking {
+            return Err(Error::validation(
+                "The chunking configuration of a data source cannot change; create a new data source.",
+            ));
+        }
+        self.check_source(&new.source)?;
+        ds.name = new.name;
+        ds.description = new.description;
+        ds.source = new.source;
+        ds.deletion_policy = new.deletion_policy;
+        ds.echo = new.echo;
+        ds.updated_at_ms = now_ms();
+        if !db::update_ds(&self.store, &ds)? {
+            return Err(Error::conflict(format!(
+                "A data source named {} already exists in this knowledge base.",
+                ds.name
+            )));
+        }
+        Ok(ds)
+    }
+
+    /// Deletes a data source. With the DELETE policy its chunks leave the
+    /// index; with RETAIN they stay searchable.
+    pub fn delete_data_source(&self, kb_id: &str, id: &str) -> Result<DataSource> {
+        let mut ds = self.data_source(kb_id, id)?;
+        if self.running_lock()?.contains(id) {
+            return Err(Error::conflict(
+                "An ingestion job is running for this data source; wait for it to finish.",
+            ));
+        }
+        let removed = db::delete_ds(&self.store, id, ds.deletion_policy == DeletionPolicy::Retain)?;
+        self.forget(kb_id, &removed)?;
+        ds.status = "DELETING".into();
+        Ok(ds)
+    }
+
+    // ---------- ingestion jobs ----------
+
+    fn running_lock(&self) -> Result<std::sync::MutexGuard<'_, HashSet<String>>> {
+        self.running
+            .lock()
+            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))
+    }
+
+    fn busy_in(&self, kb_id: &str) -> Result<bool> {
+        let running = self.running_lock()?.clone();
+        Ok(db::list_ds(&self.store, kb_id)?
+            .iter()
+            .any(|ds| running.contains(&ds.id)))
+    }
+
+    /// Starts syncing a data source with its bucket directory. One job runs
+    /// per data source at a time (ConflictException otherwise).
+    pub fn start_ingestion_job(
+        self: &Arc<Self>,
+        kb_id: &str,
+        ds_id: &str,
+        description: Option<String>,
+    ) -> Result<IngestionJob> {
+        let ds = self.data_source(kb_id, ds_id)?;
+        if self.running_lock()?.contains(&ds.id) {
+            return Err(Error::conflict(
+                "An ingestion job is already running for this data source.",
+            ));
+        }
+        let now = now_ms();
+        let job = IngestionJob {
+            id: new_id(),
+            kb_id: kb_id.to_string(),
+            ds_id: ds.id,
+            description,
+            status: "STARTING".into(),
+            statistics: JobStatistics::default(),
+            failure_reasons: Vec::new(),
+            started_at_ms: now,
+            updated_at_ms: now,
+        };
+        db::save_job(&self.store, &job)?;
+        self.spawn_job(job.clone());
+        Ok(job)
+    }
+
+    pub fn ingestion_job(&self, kb_id: &str, ds_id: &str, id: &str) -> Result<IngestionJob> {
+        self.data_source(kb_id, ds_id)?;
+        db::get_job(&self.store, ds_id, id)?.ok_or_else(|| {
+            Error::not_found(format!("The ingestion job {id} does not exist."))
+        })
+    }
+
+    pub fn ingestion_jobs(&self, kb_id: &str, ds_id: &str) -> Result<Vec<IngestionJob>> {
+        self.data_source(kb_id, ds_id)?;
+        db::list_jobs(&self.store, ds_id)
+    }
+
+    fn spawn_job(self: &Arc<Self>, job: IngestionJob) {
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(job.ds_id.clone());
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let ds_id = job.ds_id.clone();
+            ingest::run_job(&me, job).await;
+            if let Ok(mut running) = me.running.lock() {
+                running.remove(&ds_id);
+            }
+        });
+    }
+
+    // ---------- documents ----------
+
+    /// Indexes documents pushed into a CUSTOM data source, now. Each comes back
+    /// INDEXED or FAILED with the reason.
+    pub async fn ingest_documents(
+        self: &Arc<Self>,
+        kb_id: &str,
+        ds_id: &str,
+        docs: Vec<InlineDocument>,
+        request_id: &str,
+    ) -> Result<Vec<DocumentRecord>> {
+        let kb = self.knowledge_base(kb_id)?;
+        let ds = self.data_source(kb_id, ds_id)?;
+        if ds.source != SourceKind::Custom {
+            return Err(Error::validation(
+                "Documents can be pushed only into a CUSTOM data source; sync an S3 data source with StartIngestionJob.",
+            ));
+        }
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let hash = ingest::content_hash(doc.text.as_bytes(), &doc.metadata, ds.chunking);
+            let location = Location::Custom { id: doc.id.clone() };
+            let result = ingest::index_document(
+                self,
+                &kb,
+                &ds,
+                &doc.id,
+                &doc.text,
+                doc.metadata,
+                &location,
+                &hash,
+                request_id,
+            )
+            .await;
+            if let Err(reason) = &result {
+                let (store, kb_id, ds_id, key, reason) = (
+                    self.store.clone(),
+                    kb.id.clone(),
+                    ds.id.clone(),
+                    doc.id.clone(),
+                    reason.clone(),
+                );
+                blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms())).await?;
+            }
+            let record = self.document(kb_id, ds_id, &doc.id)?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// A document's status; NOT_FOUND status when the data source never saw it.
+    pub fn document(&self, kb_id: &str, ds_id: &str, key: &str) -> Result<DocumentRecord> {
+        Ok(db::get_document(&self.store, ds_id, key)?.unwrap_or_else(|| DocumentRecord {
+            kb_id: kb_id.to_string(),
+            ds_id: ds_id.to_string(),
+            key: key.to_string(),
+            status: "NOT_FOUND".into(),
+            status_reason: None,
+            updated_at_ms: now_ms(),
+        }))
+    }
+
+    pub fn documents(&self, kb_id: &str, ds_id: &str, offset: usize, limit: usize) -> Result<Vec<DocumentRecord>> {
+        self.data_source(kb_id, ds_id)?;
+        db::list_documents(&self.store, ds_id, offset, limit)
+    }
+
+    /// Removes documents and their chunks from the index.
+    pub fn delete_documents(&self, kb_id: &str, ds_id: &str, keys: &[String]) -> Result<Vec<DocumentRecord>> {
+        self.data_source(kb_id, ds_id)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let status = match db::delete_document(&self.store, ds_id, key)? {
+                Some(removed) => {
+                    self.forget(kb_id, &removed)?;
+                    "DELETING"
+                }
+                None => "NOT_FOUND",
+            };
+            out.push(DocumentRecord {
+                kb_id: kb_id.to_string(),
+                ds_id: ds_id.to_string(),
+                key: key.clone(),
+                status: status.into(),
+                status_reason: None,
+                updated_at_ms: now_ms(),
+            });
+        }
+        Ok(out)
+    }
+
+    // ---------- index ----------
+
+    fn indexes_lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<VectorIndex>>>>> {
+        self.indexes
+            .lock()
+            .map_err(|_| Error::internal("the index registry lock was poisoned"))
+    }
+
+    /// The knowledge base's vector index, loaded from the store on first use.
+    async fn index(&self, kb: &KnowledgeBase) -> Result<Arc<RwLock<VectorIndex>>> {
+        if let Some(idx) = self.indexes_lock()?.get(&kb.id) {
+            return Ok(Arc::clone(idx));
+        }
+        let dimension = self
+            .gateway
+            .model(&kb.embedding_model)?
+            .provider
+            .embedding_dimension()
+            .unwrap_or(0);
+        let (store, kb_id) = (self.store.clone(), kb.id.clone());
+        let rows = blocking(move || db::kb_vectors(&store, &kb_id)).await?;
+        let mut idx = VectorIndex::new(dimension);
+        for (id, meta, vector) in rows {
+            idx.insert(id, &vector, Arc::new(meta));
+        }
+        let mut indexes = self.indexes_lock()?;
+        let entry = indexes
+            .entry(kb.id.clone())
+            .or_insert_with(|| Arc::new(RwLock::new(idx)));
+        Ok(Arc::clone(entry))
+    }
+
+    /// Applies a write to the loaded index (if the index is not loaded yet, it
+    /// will read the write from the store).
+    fn apply(&self, kb_id: &str, removed: &[i64], added: &[IndexEntry]) -> Result<()> {
+        let Some(idx) = self.indexes_lock()?.get(kb_id).cloned() else {
+            return Ok(());
+        };
+        let mut idx = idx
+            .write()
+            .map_err(|_| Error::internal("the index lock was poisoned"))?;
+        for id in removed {
+            idx.remove(*id);
+        }
+        for (id, v, meta) in added {
+            idx.insert(*id, v, Arc::clone(meta));
+        }
+        Ok(())
+    }
+
+    fn forget(&self, kb_id: &str, removed: &[i64]) -> Result<()> {
+        self.apply(kb_id, removed, &[])
+    }
+
+    /// Embeds texts with the knowledge base's model, through the gateway.
+    async fn embed(&self, model: &str, texts: Vec<String>, api: &'static str, request_id: &str) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(64) {
+            let resp = self
+                .gateway
+                .embed(
+                    CallContext {
+                        api,
+                        request_id: format!("{request_id}-{}", out.len()),
+                    },
+                    EmbedRequest {
+                        model_id: model.to_string(),
+                        inputs: batch.to_vec(),
+                        normalize: true,
+                    },
+                )
+                .await?;
+            out.extend(resp.vectors);
+        }
+        Ok(out)
+    }
+
+    fn token_counter(&self, model: &str) -> Result<impl Fn(&str) -> usize + '_> {
+        let provider = Arc::clone(&self.gateway.model(model)?.provider);
+        // Validate once; afterwards a failure counts as one token per byte/4.
+        provider.count_embedding_tokens("probe")?;
+        Ok(move |s: &str| {
+            provider
+                .count_embedding_tokens(s)
+                .unwrap_or_else(|_| s.len().div_ceil(4))
+        })
+    }
+
+    // ---------- retrieval ----------
+
+    /// Searches a knowledge base. Returns one page of results and whether more
+    /// follow.
+    pub async fn retrieve(&self, kb_id: &str, q: &RetrieveQuery, request_id: &str) -> Result<(Vec<Retrieved>, bool)> {
+        let kb = self.knowledge_base(kb_id)?;
+        if q.text.trim().is_empty() {
+            return Err(Error::validation("The retrieval query text must not be empty."));
+        }
+        let n = q.number_of_results.clamp(1, MAX_RESULTS);
+        let want = q.offset + n + 1;
+        let query_vec = self
+            .embed(&kb.embedding_model, vec![q.text.clone()], "Retrieve", request_id)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let idx = self.index(&kb).await?;
+        let candidates = want.max(50) * 2;
+        let semantic = {
+            let idx = idx
+                .read()
+                .map_err(|_| Error::internal("the index lock was poisoned"))?;
+            idx.search(&query_vec, candidates, q.filter.as_ref())
+        };
+        let ranked: Vec<(i64, f64)> = match q.search_type {
+            SearchType::Semantic => semantic
+                .iter()
+                .map(|(id, s)| (*id, f64::from((1.0 + s) / 2.0)))
+                .collect(),
+            SearchType::Hybrid => {
+                let fts_query = fts_query(&q.text);
+                let lexical = if fts_query.is_empty() {
+                    Vec::new()
+                } else {
+                    let (store, kb_id, fq) = (self.store.clone(), kb.id.clone(), fts_query);
+                    let limit = candidates * 4;
+                    let hits = blocking(move || db::bm25(&store, &kb_id, &fq, limit)).await?;
+                    let idx = idx
+                        .read()
+                        .map_err(|_| Error::internal("the index lock was poisoned"))?;
+                    hits.into_iter()
+                        .filter(|(id, _)| match (&q.filter, idx.metadata(*id)) {
+                            (Some(f), Some(m)) => f.matches(m),
+                            (None, Some(_)) => true,
+                            (_, None) => false,
+                        })
+                        .take(candidates)
+                        .collect()
+                };
+                fuse(&semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(), &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            }
+        };
+        let page: Vec<(i64, f64)> = ranked.into_iter().skip(q.offset).take(n + 1).collect();
+        let more = page.len() > n;
+        let page: Vec<(i64, f64)> = page.into_iter().take(n).collect();
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let store = self.store.clone();
+        let rows = blocking(move || db::chunks(&store, &ids)).await?;
+        let scores: HashMap<i64, f64> = page.into_iter().collect();
+        let mut results: Vec<Retrieved> = rows
+            .into_iter()
+            .map(|row| {
+                let mut metadata = row.metadata;
+                metadata.insert("x-amz-bedrock-kb-chunk-id".into(), Value::from(row.id.to_string()));
+                metadata.insert("x-amz-bedrock-kb-data-source-id".into(), Value::from(row.ds_id.clone()));
+                Retrieved {
+                    chunk_id: row.id,
+                    text: row.parent_text.unwrap_or(row.text),
+                    score: scores.get(&row.id).copied().unwrap_or(0.0),
+                    metadata,
+                    location: row.location,
+                    document_id: row.doc_key,
+                }
+            })
+            .collect();
+        results.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok((results, more))
+    }
+
+    /// Buckets resolved to directories (from the config).
+    #[must_use]
+    pub fn bucket_dir(&self, bucket: &str) -> Option<&Path> {
+        self.buckets.get(bucket).map(PathBuf::as_path)
+    }
+
+    #[must_use]
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// An FTS5 query matching any of the text's terms (each quoted, so user text
+/// never becomes FTS5 syntax).
+fn fts_query(text: &str) -> String {
+    let mut seen = HashSet::new();
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .filter(|t| seen.insert(t.clone()))
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// Reciprocal-rank fusion of two rankings, scores scaled to 0..1.
+fn fuse(a: &[i64], b: &[i64]) -> Vec<(i64, f64)> {
+    let mut scores: HashMap<i64, f64> = HashMap::new();
+    for list in [a, b] {
+        for (rank, id) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+        }
+    }
+    let max = 2.0 / (RRF_K + 1.0);
+    let mut out: Vec<(i64, f64)> = scores.into_iter().map(|(id, s)| (id, s / max)).collect();
+    out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_queries_quote_terms_and_drop_syntax() {
+        assert_eq!(fts_query("What is NEAR(a b)? a*"), "\"what\" OR \"is\" OR \"near\" OR \"a\" OR \"b\"");
+        assert_eq!(fts_query("  ?? "), "");
+    }
+
+    #[test]
+    fn fusion_rewards_agreement() {
+        let fused = fuse(&[1, 2, 3], &[3, 4]);
+        assert_eq!(fused[0].0, 3, "in both lists beats first in one");
+        assert!(fused.iter().all(|(_, s)| *s > 0.0 && *s <= 1.0));
+        assert_eq!(fused.len(), 4);
+    }
+}

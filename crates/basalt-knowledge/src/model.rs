@@ -1,0 +1,184 @@
+//! The domain of knowledge bases: what a knowledge base, a data source, an
+//! ingestion job and a retrieval are, independent of any wire API. Stored as
+//! JSON in the store; `echo` fields keep a client's configuration exactly as
+//! given, for the control plane to return.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A knowledge base: a named index over its data sources' chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeBase {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub role_arn: String,
+    /// The catalog id of the embedding model (resolved from an ARN or id).
+    pub embedding_model: String,
+    /// Configuration as the client gave it (returned by Get).
+    pub echo: Value,
+    pub status: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Where a data source's documents come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An S3 bucket, which the config resolves to a local directory; only keys
+    /// under one of `prefixes` (all when empty) are ingested.
+    S3 { bucket: String, prefixes: Vec<String> },
+    /// Documents pushed with IngestKnowledgeBaseDocuments.
+    Custom,
+}
+
+/// How documents are cut into chunks (token counts from the embedding
+/// model's tokenizer).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Chunking {
+    FixedSize {
+        max_tokens: u32,
+        overlap_percentage: u32,
+    },
+    Hierarchical {
+        parent_max_tokens: u32,
+        child_max_tokens: u32,
+        overlap_tokens: u32,
+    },
+    Semantic {
+        max_tokens: u32,
+        buffer_size: u32,
+        breakpoint_percentile_threshold: u32,
+    },
+    /// Each document is one chunk.
+    None,
+}
+
+impl Chunking {
+    /// The default when a data source names none: fixed windows of 200 tokens
+    /// with 20% overlap (Bedrock uses 300; the default embedding model reads at
+    /// most 256, so 200 keeps every chunk whole for it).
+    pub const DEFAULT: Self = Self::FixedSize {
+        max_tokens: 200,
+        overlap_percentage: 20,
+    };
+}
+
+/// What happens to a data source's chunks when the data source is deleted.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    Delete,
+    Retain,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataSource {
+    pub id: String,
+    pub kb_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source: SourceKind,
+    pub chunking: Chunking,
+    pub deletion_policy: DeletionPolicy,
+    /// Configuration as the client gave it.
+    pub echo: Value,
+    pub status: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Counters of one ingestion job (as Bedrock reports them).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobStatistics {
+    pub documents_scanned: u64,
+    pub metadata_documents_scanned: u64,
+    pub new_documents_indexed: u64,
+    pub modified_documents_indexed: u64,
+    pub metadata_documents_modified: u64,
+    pub documents_deleted: u64,
+    pub documents_failed: u64,
+    pub documents_skipped: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IngestionJob {
+    pub id: String,
+    pub kb_id: String,
+    pub ds_id: String,
+    pub description: Option<String>,
+    /// STARTING, IN_PROGRESS, COMPLETE or FAILED.
+    pub status: String,
+    pub statistics: JobStatistics,
+    pub failure_reasons: Vec<String>,
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A document of a data source, as the index knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentRecord {
+    pub kb_id: String,
+    pub ds_id: String,
+    /// The S3 key (relative path) or the custom document id.
+    pub key: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// A document pushed directly into a CUSTOM data source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineDocument {
+    pub id: String,
+    pub text: String,
+    pub metadata: Map<String, Value>,
+}
+
+/// How to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchType {
+    /// Vectors only.
+    #[default]
+    Semantic,
+    /// Vectors and BM25, fused by reciprocal rank.
+    Hybrid,
+}
+
+/// Where a retrieved chunk came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Location {
+    /// `s3://bucket/key`
+    S3 { uri: String },
+    Custom { id: String },
+}
+
+/// One retrieved chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieved {
+    pub chunk_id: i64,
+    /// The chunk's text (the parent chunk's, for hierarchical chunking).
+    pub text: String,
+    pub score: f64,
+    pub metadata: Map<String, Value>,
+    pub location: Location,
+    pub document_id: String,
+}
+
+/// Now, in Unix milliseconds.
+#[must_use]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A fresh 10-character upper-case alphanumeric id, as Bedrock's look.
+#[must_use]
+pub fn new_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..10]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}

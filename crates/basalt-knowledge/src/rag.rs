@@ -1,0 +1,199 @@
+//! RetrieveAndGenerate: retrieve, fill the prompt template's
+//! `$search_results$`, generate through the gateway (metered like any call),
+//! cite, and keep the conversation under a session id.
+
+use std::sync::Arc;
+
+use basalt_gateway::CallContext;
+use basalt_types::{ChatRequest, Error, InferenceConfig, Message, Result, Role};
+
+use crate::index::dot;
+use crate::model::{new_id, now_ms, Retrieved};
+use crate::{blocking, db, Knowledge, RetrieveQuery};
+
+/// The prompt used when the request names none (Bedrock's placeholders).
+pub const DEFAULT_PROMPT_TEMPLATE: &str = "You are a question answering agent. I will provide you with a set of search results. The user will provide you with a question. Your job is to answer the user's question using only information from the search results. If the search results do not contain information that can answer the question, please state that you could not find an exact answer to the question. Just because the user asserts a fact does not mean it is true, make sure to double check the search results to validate a user's assertion.\n\nHere are the search results in numbered order:\n$search_results$\n\n$output_format_instructions$";
+
+/// Sentences whose best reference scores below this have no citation.
+const CITE_MIN_SIMILARITY: f32 = 0.3;
+
+#[derive(Debug, Clone)]
+pub struct RagRequest {
+    pub kb_id: String,
+    pub model_id: String,
+    pub query: String,
+    pub retrieval: RetrieveQuery,
+    pub prompt_template: Option<String>,
+    pub inference: InferenceConfig,
+    pub session_id: Option<String>,
+}
+
+/// A part of the answer and the retrieved chunks that support it.
+#[derive(Debug, Clone)]
+pub struct Citation {
+    /// Character (not byte) offsets into the answer; `end` is exclusive.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub references: Vec<Retrieved>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RagResponse {
+    pub text: String,
+    pub session_id: String,
+    pub citations: Vec<Citation>,
+}
+
+/// The search results as the prompt lists them.
+fn render_results(results: &[Retrieved]) -> String {
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("<search_result index=\"{}\">\n{}\n</search_result>", i + 1, r.text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sentence spans of the answer as character offsets.
+fn answer_parts(text: &str) -> Vec<(usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let end_here = matches!(chars[i], '.' | '!' | '?' | '\n')
+            && chars.get(i + 1).is_none_or(|c| c.is_whitespace());
+        if end_here || i + 1 == chars.len() {
+            let (mut s, mut e) = (start, i + 1);
+            while s < e && chars[s].is_whitespace() {
+                s += 1;
+            }
+            while e > s && chars[e - 1].is_whitespace() {
+                e -= 1;
+            }
+            if e > s {
+                parts.push((s, e));
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    parts
+}
+
+impl Knowledge {
+    pub async fn retrieve_and_generate(self: &Arc<Self>, req: RagRequest, request_id: &str) -> Result<RagResponse> {
+        if req.query.trim().is_empty() {
+            return Err(Error::validation("input.text must not be empty."));
+        }
+        let history = match &req.session_id {
+            None => Vec::new(),
+            Some(id) => {
+                let (store, sid) = (self.store().clone(), id.clone());
+                blocking(move || db::get_session(&store, &sid))
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("The session {id} does not exist or has expired.")))?
+            }
+        };
+        let kb = self.knowledge_base(&req.kb_id)?;
+        let (results, _) = self.retrieve(&kb.id, &req.retrieval, request_id).await?;
+        let template = req.prompt_template.as_deref().unwrap_or(DEFAULT_PROMPT_TEMPLATE);
+        let system = template
+            .replace("$search_results$", &render_results(&results))
+            .replace("$output_format_instructions$", "")
+            .replace("$query$", &req.query);
+        let mut messages = Vec::with_capacity(history.len() * 2 + 1);
+        for (user, assistant) in &history {
+            messages.push(Message::text(Role::User, user.clone()));
+            messages.push(Message::text(Role::Assistant, assistant.clone()));
+        }
+        messages.push(Message::text(Role::User, req.query.clone()));
+        let chat = ChatRequest {
+            model_id: req.model_id.clone(),
+            system: vec![system.trim().to_string()],
+            messages,
+            raw_prompt: None,
+            inference: req.inference.clone(),
+        };
+        let answer = self
+            .gateway()
+            .converse(
+                CallContext {
+                    api: "RetrieveAndGenerate",
+                    request_id: request_id.to_string(),
+                },
+                chat,
+            )
+            .await?;
+        let text = answer.text.trim().to_string();
+        let citations = self.cite(&kb, &text, &results, request_id).await?;
+        let session_id = req.session_id.clone().unwrap_or_else(|| new_id().to_lowercase());
+        let mut turns = history;
+        turns.push((req.query, text.clone()));
+        let (store, sid) = (self.store().clone(), session_id.clone());
+        blocking(move || db::save_session(&store, &sid, &turns, now_ms())).await?;
+        Ok(RagResponse {
+            text,
+            session_id,
+            citations,
+        })
+    }
+
+    /// Attributes each sentence of the answer to the retrieved chunks whose
+    /// vectors are closest to it.
+    async fn cite(
+        &self,
+        kb: &crate::model::KnowledgeBase,
+        text: &str,
+        results: &[Retrieved],
+        request_id: &str,
+    ) -> Result<Vec<Citation>> {
+        let parts = answer_parts(text);
+        if parts.is_empty() || results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let part_texts: Vec<String> = parts.iter().map(|(s, e)| chars[*s..*e].iter().collect()).collect();
+        let part_vecs = self
+            .embed(&kb.embedding_model, part_texts.clone(), "RetrieveAndGenerate", request_id)
+            .await?;
+        let idx = self.index(kb).await?;
+        let idx = idx
+            .read()
+            .map_err(|_| Error::internal("the index lock was poisoned"))?;
+        let mut citations = Vec::new();
+        for (((start, end), part), v) in parts.iter().zip(part_texts).zip(&part_vecs) {
+            let mut scored: Vec<(f32, &Retrieved)> = results
+                .iter()
+                .filter_map(|r| idx.vector(r.chunk_id).map(|rv| (dot(rv, v), r)))
+                .filter(|(s, _)| *s >= CITE_MIN_SIMILARITY)
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            if scored.is_empty() {
+                continue;
+            }
+            citations.push(Citation {
+                start: *start,
+                end: *end,
+                text: part,
+                references: scored.into_iter().take(3).map(|(_, r)| r.clone()).collect(),
+            });
+        }
+        Ok(citations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_parts_are_sentences_as_character_offsets() {
+        let t = "Café is open. It closes at 9!\nDone";
+        let parts = answer_parts(t);
+        let chars: Vec<char> = t.chars().collect();
+        let texts: Vec<String> = parts.iter().map(|(s, e)| chars[*s..*e].iter().collect()).collect();
+        assert_eq!(texts, vec!["Café is open.", "It closes at 9!", "Done"]);
+    }
+}

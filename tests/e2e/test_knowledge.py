@@ -1,0 +1,527 @@
+"""Knowledge bases end to end with boto3 (bedrock-agent, bedrock-agent-runtime):
+CRUD, S3 data sources backed by a directory (every parser, sidecar metadata,
+re-ingest with a changed and a deleted file, a link out of the root, a
+malformed PDF), CUSTOM data sources with every chunking strategy and every
+filter operator, pagination, RetrieveAndGenerate with citations and sessions,
+and an ingestion job that survives a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+import support
+from support import EMBED_MODEL_ID, MODEL_ID
+
+EMBED_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{EMBED_MODEL_ID}"
+ROLE = "arn:aws:iam::000000000000:role/basalt"
+BUCKET = "kb-docs"
+
+
+def _pdf(text: str) -> bytes:
+    """A minimal valid one-page PDF showing `text` (xref offsets computed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+DOCS = {
+    "docs/volcano.txt": "Krakatoa is a volcano in Indonesia. Its eruption in 1883 was one of the deadliest in history, and the explosion was heard thousands of kilometres away.",
+    "docs/tea.md": "# Brewing tea\n\nGreen tea should be brewed with water at about 80 degrees Celsius for two minutes. Black tea takes boiling water and four minutes.",
+    "docs/bikes.html": "<html><head><title>Bicycles</title><style>p{color:red}</style></head><body><p>A bicycle chain needs oil every few hundred kilometres &amp; a clean drivetrain lasts longer.</p><script>alert(1)</script></body></html>",
+    "docs/planets.csv": "planet,moons\nMars,2\nJupiter,95\n",
+    "docs/company.json": json.dumps({"company": {"name": "Acme Rockets", "founded": 1999, "products": ["rocket skates", "anvils"]}}),
+}
+
+
+@pytest.fixture(scope="module")
+def bucket_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bucket")
+    for key, text in DOCS.items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_text(text)
+    (root / "docs/volcano.txt.metadata.json").write_text(
+        json.dumps({"metadataAttributes": {"topic": "geology", "year": 1883}})
+    )
+    (root / "docs/lighthouse.pdf").write_bytes(_pdf("The lighthouse keeper lit the lamp at dusk every evening."))
+    (root / "docs/broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf\n%%EOF")
+    (root / "docs/photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    secret = root.parent / "secret.txt"
+    secret.write_text("TOP SECRET launch codes")
+    os.symlink(secret, root / "docs/escape.txt")
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere/ignored.txt").write_text("Outside the inclusion prefix.")
+    return root
+
+
+@pytest.fixture(scope="module")
+def kb_server(start_server, bucket_dir):
+    srv = start_server("kb", buckets={BUCKET: str(bucket_dir)}, parallel=2)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def agent(kb_server):
+    return support.boto_client("bedrock-agent", kb_server.url)
+
+
+@pytest.fixture(scope="module")
+def rt(kb_server):
+    return support.boto_client("bedrock-agent-runtime", kb_server.url)
+
+
+def _kb_config(model: str = EMBED_ARN) -> dict:
+    return {"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": model}}
+
+
+def _create_kb(agent, name: str) -> str:
+    kb = agent.create_knowledge_base(name=name, roleArn=ROLE, knowledgeBaseConfiguration=_kb_config())
+    return kb["knowledgeBase"]["knowledgeBaseId"]
+
+
+def _wait_job(agent, kb_id: str, ds_id: str, job_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = agent.get_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, ingestionJobId=job_id)["ingestionJob"]
+        if job["status"] in ("COMPLETE", "FAILED"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"ingestion job {job_id} did not finish in {timeout}s")
+
+
+def _sync(agent, kb_id: str, ds_id: str) -> dict:
+    job = agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id)["ingestionJob"]
+    assert job["status"] in ("STARTING", "IN_PROGRESS")
+    return _wait_job(agent, kb_id, ds_id, job["ingestionJobId"])
+
+
+def _client_error(call, code: str) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call()
+    assert e.value.response["Error"]["Code"] == code, e.value.response
+    return e.value.response["Error"]["Message"]
+
+
+def _texts(resp) -> list[str]:
+    return [r["content"]["text"] for r in resp["retrievalResults"]]
+
+
+# ---------------------------------------------------------------- control plane
+
+
+def test_knowledge_base_crud_and_validation(agent):
+    kb = agent.create_knowledge_base(
+        name="crud-kb", description="first", roleArn=ROLE, knowledgeBaseConfiguration=_kb_config(),
+        storageConfiguration={"type": "OPENSEARCH_SERVERLESS", "opensearchServerlessConfiguration": {
+            "collectionArn": "arn:aws:aoss:us-east-1:000000000000:collection/x", "vectorIndexName": "i",
+            "fieldMapping": {"vectorField": "v", "textField": "t", "metadataField": "m"}}},
+    )["knowledgeBase"]
+    kb_id = kb["knowledgeBaseId"]
+    assert len(kb_id) == 10 and kb["status"] == "ACTIVE"
+    assert kb["knowledgeBaseArn"].endswith(f":knowledge-base/{kb_id}")
+    got = agent.get_knowledge_base(knowledgeBaseId=kb_id)["knowledgeBase"]
+    assert got["name"] == "crud-kb" and got["description"] == "first"
+    assert got["knowledgeBaseConfiguration"] == _kb_config()
+    assert got["storageConfiguration"]["type"] == "OPENSEARCH_SERVERLESS"
+    assert kb_id in [s["knowledgeBaseId"] for s in agent.list_knowledge_bases()["knowledgeBaseSummaries"]]
+    updated = agent.update_knowledge_base(knowledgeBaseId=kb_id, name="crud-kb-2", description="second",
+                                          roleArn=ROLE, knowledgeBaseConfiguration=_kb_config())["knowledgeBase"]
+    assert updated["name"] == "crud-kb-2" and updated["description"] == "second"
+    _client_error(lambda: agent.create_knowledge_base(name="crud-kb-2", roleArn=ROLE,
+                  knowledgeBaseConfiguration=_kb_config()), "ConflictException")
+    _client_error(lambda: agent.create_knowledge_base(name="bad-model", roleArn=ROLE,
+                  knowledgeBaseConfiguration=_kb_config(support.MODEL_ARN)), "ValidationException")
+    _client_error(lambda: agent.create_knowledge_base(name="no-such", roleArn=ROLE,
+                  knowledgeBaseConfiguration=_kb_config("amazon.titan-embed-text-v2:0")), "ValidationException")
+    _client_error(lambda: agent.create_knowledge_base(name="bad name!", roleArn=ROLE,
+                  knowledgeBaseConfiguration=_kb_config()), "ValidationException")
+    before = len(agent.list_knowledge_bases()["knowledgeBaseSummaries"])
+    deleted = agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+    assert deleted["status"] == "DELETING"
+    _client_error(lambda: agent.get_knowledge_base(knowledgeBaseId=kb_id), "ResourceNotFoundException")
+    assert len(agent.list_knowledge_bases()["knowledgeBaseSummaries"]) == before - 1
+
+
+def test_list_pagination(agent):
+    ids = [_create_kb(agent, f"page-kb-{i}") for i in range(3)]
+    seen = []
+    for page in agent.get_paginator("list_knowledge_bases").paginate(PaginationConfig={"PageSize": 2}):
+        assert len(page["knowledgeBaseSummaries"]) <= 2
+        seen += [s["knowledgeBaseId"] for s in page["knowledgeBaseSummaries"]]
+    assert set(ids) <= set(seen)
+    for kb_id in ids:
+        agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+
+
+def test_data_source_validation(agent):
+    kb_id = _create_kb(agent, "ds-validation")
+    s3 = {"type": "S3", "s3Configuration": {"bucketArn": f"arn:aws:s3:::{BUCKET}"}}
+    _client_error(lambda: agent.create_data_source(knowledgeBaseId=kb_id, name="x", dataSourceConfiguration={
+        "type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::unknown-bucket"}}), "ValidationException")
+    _client_error(lambda: agent.create_data_source(knowledgeBaseId=kb_id, name="x", dataSourceConfiguration={
+        "type": "S3", "s3Configuration": {"bucketArn": f"arn:aws:s3:::{BUCKET}", "inclusionPrefixes": ["../"]}}),
+        "ValidationException")
+    _client_error(lambda: agent.create_data_source(knowledgeBaseId=kb_id, name="x", dataSourceConfiguration=s3,
+        vectorIngestionConfiguration={"chunkingConfiguration": {"chunkingStrategy": "SEMANTIC",
+            "semanticChunkingConfiguration": {"maxTokens": 100, "bufferSize": 3, "breakpointPercentileThreshold": 95}}}),
+        "ValidationException")
+    _client_error(lambda: agent.create_data_source(knowledgeBaseId="NOSUCHKB00", name="x",
+                  dataSourceConfiguration=s3), "ResourceNotFoundException")
+    assert agent.list_data_sources(knowledgeBaseId=kb_id)["dataSourceSummaries"] == []
+    ds = agent.create_data_source(knowledgeBaseId=kb_id, name="ok", dataSourceConfiguration=s3)["dataSource"]
+    assert ds["status"] == "AVAILABLE" and ds["dataDeletionPolicy"] == "DELETE"
+    _client_error(lambda: agent.create_data_source(knowledgeBaseId=kb_id, name="ok", dataSourceConfiguration=s3),
+                  "ConflictException")
+    upd = agent.update_data_source(knowledgeBaseId=kb_id, dataSourceId=ds["dataSourceId"], name="ok",
+                                   description="renamed", dataSourceConfiguration=s3)["dataSource"]
+    assert upd["description"] == "renamed"
+    got = agent.get_data_source(knowledgeBaseId=kb_id, dataSourceId=ds["dataSourceId"])["dataSource"]
+    assert got["dataSourceConfiguration"] == s3
+    agent.delete_data_source(knowledgeBaseId=kb_id, dataSourceId=ds["dataSourceId"])
+    _client_error(lambda: agent.get_data_source(knowledgeBaseId=kb_id, dataSourceId=ds["dataSourceId"]),
+                  "ResourceNotFoundException")
+    agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+
+
+# ---------------------------------------------------------------- S3 ingestion
+
+
+@pytest.fixture(scope="module")
+def s3_kb(agent, bucket_dir):
+    kb_id = _create_kb(agent, "s3-kb")
+    ds = agent.create_data_source(
+        knowledgeBaseId=kb_id, name="bucket",
+        dataSourceConfiguration={"type": "S3", "s3Configuration": {
+            "bucketArn": f"arn:aws:s3:::{BUCKET}", "inclusionPrefixes": ["docs/"]}},
+    )["dataSource"]
+    job = _sync(agent, kb_id, ds["dataSourceId"])
+    return kb_id, ds["dataSourceId"], job
+
+
+def test_directory_ingest_parses_every_format_and_reports_failures(s3_kb):
+    _, _, job = s3_kb
+    stats = job["statistics"]
+    assert job["status"] == "COMPLETE", job
+    # 5 text formats + 2 PDFs + 1 PNG; the link out of the root is refused.
+    assert stats["numberOfDocumentsScanned"] == 8
+    assert stats["numberOfMetadataDocumentsScanned"] == 1
+    assert stats["numberOfNewDocumentsIndexed"] == 6
+    assert stats["numberOfDocumentsSkipped"] == 1
+    assert stats["numberOfDocumentsFailed"] == 2
+    reasons = "\n".join(job["failureReasons"])
+    assert "broken.pdf" in reasons and "escape.txt" in reasons and "photo.png" in reasons
+
+
+def test_retrieve_finds_each_format(rt, s3_kb):
+    kb_id = s3_kb[0]
+    cases = {
+        "When did Krakatoa erupt?": "Krakatoa",
+        "How hot should the water be for green tea?": "80 degrees",
+        "How often should I oil my bicycle chain?": "bicycle chain",
+        "How many moons does Jupiter have?": "Jupiter; moons: 95",
+        "Which company sells rocket skates?": "Acme Rockets",
+        "Who lit the lamp in the lighthouse?": "lighthouse keeper",
+    }
+    for query, expected in cases.items():
+        for search in ("SEMANTIC", "HYBRID"):
+            resp = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query},
+                               retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 2, "overrideSearchType": search}})
+            assert expected in resp["retrievalResults"][0]["content"]["text"], (search, query, _texts(resp))
+    resp = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "volcano"})
+    top = resp["retrievalResults"][0]
+    assert top["location"]["s3Location"]["uri"] == f"s3://{BUCKET}/docs/volcano.txt"
+    assert top["metadata"]["topic"] == "geology" and top["metadata"]["year"] == 1883
+    assert 0 < top["score"] <= 1
+    everything = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "launch codes secret"},
+                             retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 100}})
+    assert not any("SECRET" in t or "Outside the inclusion" in t for t in _texts(everything))
+    assert "this is not really" not in " ".join(_texts(everything))
+
+
+def test_retrieve_filter_on_sidecar_metadata_and_bad_requests(rt, s3_kb, kb_server):
+    kb_id = s3_kb[0]
+    resp = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "tea"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"filter": {"equals": {"key": "topic", "value": "geology"}}}})
+    assert [r["location"]["s3Location"]["uri"].rsplit("/", 1)[1] for r in resp["retrievalResults"]] == ["volcano.txt"]
+    _client_error(lambda: rt.retrieve(knowledgeBaseId="NOSUCHKB00", retrievalQuery={"text": "x"}), "ResourceNotFoundException")
+    # Requests botocore would refuse client-side must be refused by the server too.
+    raw = support.boto_client("bedrock-agent-runtime", kb_server.url, parameter_validation=False)
+    for bad in (
+        {"filter": {"andAll": [{"equals": {"key": "a", "value": 1}}]}},
+        {"filter": {"greaterThan": {"key": "year", "value": "x"}}},
+        {"filter": {"equals": {"key": "a", "value": 1}, "in": {"key": "a", "value": [1]}}},
+        {"numberOfResults": 101},
+        {"overrideSearchType": "FUZZY"},
+    ):
+        _client_error(lambda: raw.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "x"},
+                      retrievalConfiguration={"vectorSearchConfiguration": bad}), "ValidationException")
+
+
+def test_reingest_updates_changed_and_removes_deleted(agent, rt, bucket_dir, s3_kb):
+    kb_id, ds_id, _ = s3_kb
+    (bucket_dir / "docs/tea.md").write_text("# Brewing coffee\n\nAn espresso is brewed at nine bars of pressure in about 25 seconds.")
+    (bucket_dir / "docs/planets.csv").unlink()
+    job = _sync(agent, kb_id, ds_id)
+    stats = job["statistics"]
+    assert job["status"] == "COMPLETE"
+    assert stats["numberOfModifiedDocumentsIndexed"] == 1
+    assert stats["numberOfDocumentsDeleted"] == 1
+    assert stats["numberOfNewDocumentsIndexed"] == 0
+    everything = " ".join(_texts(rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "tea coffee moons Jupiter"},
+                          retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 100}})))
+    assert "espresso" in everything and "Green tea" not in everything and "Jupiter" not in everything
+    again = _sync(agent, kb_id, ds_id)["statistics"]
+    assert again["numberOfModifiedDocumentsIndexed"] == again["numberOfNewDocumentsIndexed"] == again["numberOfDocumentsDeleted"] == 0
+    jobs = agent.list_ingestion_jobs(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                                     sortBy={"attribute": "STARTED_AT", "order": "DESCENDING"})["ingestionJobSummaries"]
+    assert len(jobs) == 3 and all(j["status"] == "COMPLETE" for j in jobs)
+    assert jobs[0]["startedAt"] >= jobs[-1]["startedAt"]
+
+
+# ---------------------------------------------------------------- CUSTOM sources
+
+
+def _doc(doc_id: str, text: str, **attrs) -> dict:
+    doc = {"content": {"dataSourceType": "CUSTOM", "custom": {
+        "customDocumentIdentifier": {"id": doc_id}, "sourceType": "IN_LINE",
+        "inlineContent": {"type": "TEXT", "textContent": {"data": text}}}}}
+    if attrs:
+        inline = []
+        for k, v in attrs.items():
+            if isinstance(v, bool):
+                value = {"type": "BOOLEAN", "booleanValue": v}
+            elif isinstance(v, (int, float)):
+                value = {"type": "NUMBER", "numberValue": v}
+            elif isinstance(v, list):
+                value = {"type": "STRING_LIST", "stringListValue": v}
+            else:
+                value = {"type": "STRING", "stringValue": v}
+            inline.append({"key": k, "value": value})
+        doc["metadata"] = {"type": "IN_LINE_ATTRIBUTE", "inlineAttributes": inline}
+    return doc
+
+
+def _custom_source(agent, kb_id: str, name: str, chunking: dict | None = None) -> str:
+    extra = {"vectorIngestionConfiguration": {"chunkingConfiguration": chunking}} if chunking else {}
+    return agent.create_data_source(knowledgeBaseId=kb_id, name=name,
+                                    dataSourceConfiguration={"type": "CUSTOM"}, **extra)["dataSource"]["dataSourceId"]
+
+
+LONG_DOC = " ".join(
+    [f"Section {i} is about the history of sailing ships and their rigging, sails and masts." for i in range(12)]
+    + [f"Part {i} covers baking sourdough bread with flour, water, salt and a lively starter." for i in range(12)]
+)
+
+
+@pytest.mark.parametrize("name, chunking", [
+    ("fixed", {"chunkingStrategy": "FIXED_SIZE", "fixedSizeChunkingConfiguration": {"maxTokens": 60, "overlapPercentage": 20}}),
+    ("hier", {"chunkingStrategy": "HIERARCHICAL", "hierarchicalChunkingConfiguration": {
+        "levelConfigurations": [{"maxTokens": 150}, {"maxTokens": 40}], "overlapTokens": 5}}),
+    ("semantic", {"chunkingStrategy": "SEMANTIC", "semanticChunkingConfiguration": {
+        "maxTokens": 120, "bufferSize": 1, "breakpointPercentileThreshold": 90}}),
+    ("none", {"chunkingStrategy": "NONE"}),
+])
+def test_each_chunking_strategy(agent, rt, name, chunking):
+    kb_id = _create_kb(agent, f"chunk-{name}")
+    ds_id = _custom_source(agent, kb_id, name, chunking)
+    details = agent.ingest_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                                                    documents=[_doc("long", LONG_DOC)])["documentDetails"]
+    assert details[0]["status"] == "INDEXED", details
+    resp = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "sourdough starter"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 100}})
+    texts = _texts(resp)
+    assert "sourdough" in texts[0]
+    if name == "none":
+        assert texts == [LONG_DOC]
+    elif name == "hier":
+        # Children are retrieved, their parents returned: longer than a 40-token child.
+        assert all(len(t.split()) > 40 for t in texts[:1])
+        assert len(texts) >= 2
+    else:
+        assert len(texts) >= 3
+        assert all(len(t) < len(LONG_DOC) for t in texts)
+    if name == "fixed":
+        assert any(set(a.split()[-3:]) & set(b.split()[:8]) for a, b in zip(texts, texts[1:])) or len(texts) > 4
+    if name == "semantic":
+        assert any("sourdough" in t and "sailing" not in t for t in texts)
+    agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+
+
+@pytest.fixture(scope="module")
+def filter_kb(agent):
+    kb_id = _create_kb(agent, "filters")
+    ds_id = _custom_source(agent, kb_id, "docs")
+    docs = [
+        _doc("a", "Apples are crunchy fruit.", color="red", year=2019, tags=["fruit", "snack"], organic=True),
+        _doc("b", "Bananas are soft fruit.", color="yellow", year=2021, tags=["fruit"], organic=False),
+        _doc("c", "Carrots are crunchy vegetables.", color="orange", year=2023, tags=["vegetable", "snack"]),
+        _doc("d", "Dates are sweet fruit.", year=2020),
+    ]
+    details = agent.ingest_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, documents=docs)["documentDetails"]
+    assert [d["status"] for d in details] == ["INDEXED"] * 4
+    return kb_id, ds_id
+
+
+@pytest.mark.parametrize("flt, expected", [
+    ({"equals": {"key": "color", "value": "red"}}, {"a"}),
+    ({"notEquals": {"key": "color", "value": "red"}}, {"b", "c", "d"}),
+    ({"greaterThan": {"key": "year", "value": 2020}}, {"b", "c"}),
+    ({"greaterThanOrEquals": {"key": "year", "value": 2020}}, {"b", "c", "d"}),
+    ({"lessThan": {"key": "year", "value": 2020}}, {"a"}),
+    ({"lessThanOrEquals": {"key": "year", "value": 2020}}, {"a", "d"}),
+    ({"in": {"key": "color", "value": ["red", "yellow"]}}, {"a", "b"}),
+    ({"notIn": {"key": "color", "value": ["red", "yellow"]}}, {"c", "d"}),
+    ({"startsWith": {"key": "color", "value": "ye"}}, {"b"}),
+    ({"listContains": {"key": "tags", "value": "snack"}}, {"a", "c"}),
+    ({"stringContains": {"key": "color", "value": "ran"}}, {"c"}),
+    ({"stringContains": {"key": "tags", "value": "veg"}}, {"c"}),
+    ({"equals": {"key": "organic", "value": True}}, {"a"}),
+    ({"andAll": [{"listContains": {"key": "tags", "value": "fruit"}}, {"greaterThan": {"key": "year", "value": 2020}}]}, {"b"}),
+    ({"orAll": [{"equals": {"key": "color", "value": "red"}}, {"lessThanOrEquals": {"key": "year", "value": 2020}}]}, {"a", "d"}),
+])
+def test_every_filter_operator(rt, filter_kb, flt, expected):
+    for search in ("SEMANTIC", "HYBRID"):
+        resp = rt.retrieve(knowledgeBaseId=filter_kb[0], retrievalQuery={"text": "fruit and vegetables"},
+                           retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 10, "overrideSearchType": search, "filter": flt}})
+        got = {r["location"]["customDocumentLocation"]["id"] for r in resp["retrievalResults"]}
+        assert got == expected, (search, flt)
+
+
+def test_documents_get_list_delete_and_pagination(agent, rt, filter_kb):
+    kb_id, ds_id = filter_kb
+    ident = lambda i: {"dataSourceType": "CUSTOM", "custom": {"id": i}}  # noqa: E731
+    got = agent.get_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                                             documentIdentifiers=[ident("a"), ident("zzz")])["documentDetails"]
+    assert [d["status"] for d in got] == ["INDEXED", "NOT_FOUND"]
+    listed = agent.list_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, maxResults=3)
+    assert len(listed["documentDetails"]) == 3 and "nextToken" in listed
+    rest = agent.list_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, maxResults=3, nextToken=listed["nextToken"])
+    assert len(rest["documentDetails"]) == 1 and "nextToken" not in rest
+    page1 = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "fruit"},
+                        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 2}})
+    assert len(page1["retrievalResults"]) == 2 and "nextToken" in page1
+    page2 = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "fruit"}, nextToken=page1["nextToken"],
+                        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 2}})
+    ids = lambda p: [r["location"]["customDocumentLocation"]["id"] for r in p["retrievalResults"]]  # noqa: E731
+    assert len(page2["retrievalResults"]) == 2 and not set(ids(page1)) & set(ids(page2))
+    deleted = agent.delete_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                                                    documentIdentifiers=[ident("d")])["documentDetails"]
+    assert deleted[0]["status"] == "DELETING"
+    after = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "dates sweet fruit"},
+                        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 10}})
+    assert "d" not in ids(after)
+    _client_error(lambda: agent.ingest_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                  documents=[_doc("x", "y")] * 11), "ValidationException")
+
+
+# ---------------------------------------------------------------- RetrieveAndGenerate
+
+
+def test_retrieve_and_generate_cites_and_keeps_a_session(rt, filter_kb):
+    kb_id = filter_kb[0]
+    config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
+        "knowledgeBaseId": kb_id, "modelArn": MODEL_ID,
+        "generationConfiguration": {"inferenceConfig": {"textInferenceConfig": {"maxTokens": 48, "temperature": 0}}}}}
+    first = rt.retrieve_and_generate(input={"text": "Which fruit is crunchy?"}, retrieveAndGenerateConfiguration=config)
+    text = first["output"]["text"]
+    assert text and first["sessionId"]
+    for c in first.get("citations", []):
+        part = c["generatedResponsePart"]["textResponsePart"]
+        assert text[part["span"]["start"]:part["span"]["end"]] == part["text"]
+        for ref in c["retrievedReferences"]:
+            assert ref["content"]["text"] and ref["location"]["type"] == "CUSTOM"
+    second = rt.retrieve_and_generate(input={"text": "And which one is soft?"}, sessionId=first["sessionId"],
+                                      retrieveAndGenerateConfiguration=config)
+    assert second["sessionId"] == first["sessionId"] and second["output"]["text"]
+    _client_error(lambda: rt.retrieve_and_generate(input={"text": "hi"}, sessionId="no-such-session",
+                  retrieveAndGenerateConfiguration=config), "ResourceNotFoundException")
+    templated = dict(config)
+    templated["knowledgeBaseConfiguration"] = dict(config["knowledgeBaseConfiguration"], generationConfiguration={
+        "promptTemplate": {"textPromptTemplate": "Answer with one word using only these results:\n$search_results$"},
+        "inferenceConfig": {"textInferenceConfig": {"maxTokens": 16, "temperature": 0}}})
+    assert rt.retrieve_and_generate(input={"text": "Which fruit is soft?"}, retrieveAndGenerateConfiguration=templated)["output"]["text"]
+
+
+def test_citations_point_at_supporting_chunks(rt, filter_kb, kb_server):
+    """The citation machinery itself, with a model answer that quotes a source."""
+    kb_id = filter_kb[0]
+    config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
+        "knowledgeBaseId": kb_id, "modelArn": MODEL_ID,
+        "generationConfiguration": {
+            "promptTemplate": {"textPromptTemplate": "Repeat the first search result word for word.\n$search_results$"},
+            "inferenceConfig": {"textInferenceConfig": {"maxTokens": 24, "temperature": 0}}}}}
+    resp = rt.retrieve_and_generate(input={"text": "Apples are crunchy fruit."}, retrieveAndGenerateConfiguration=config)
+    text = resp["output"]["text"]
+    for c in resp.get("citations", []):
+        part = c["generatedResponsePart"]["textResponsePart"]
+        assert text[part["span"]["start"]:part["span"]["end"]] == part["text"]
+    if "crunchy" in text.lower():
+        assert resp["citations"], "an answer quoting a source must cite it"
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+def test_ingestion_job_survives_a_crash(start_server, tmp_path):
+    root = tmp_path / "big"
+    (root / "notes").mkdir(parents=True)
+    for i in range(240):
+        (root / f"notes/note{i:03d}.txt").write_text(
+            f"Note {i}. " + " ".join(f"The harbour log entry {i}-{j} records wind, tide and cargo." for j in range(12))
+        )
+    srv = start_server("kb-crash", buckets={"big-bucket": str(root)})
+    agent = support.boto_client("bedrock-agent", srv.url)
+    kb_id = _create_kb(agent, "crash-kb")
+    ds_id = agent.create_data_source(knowledgeBaseId=kb_id, name="notes", dataSourceConfiguration={
+        "type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::big-bucket"}})["dataSource"]["dataSourceId"]
+    job_id = agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id)["ingestionJob"]["ingestionJobId"]
+    time.sleep(1.0)
+    before = agent.get_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, ingestionJobId=job_id)["ingestionJob"]
+    srv.crash()
+    assert before["status"] == "IN_PROGRESS", "the crash must interrupt the job for this test to mean anything"
+    indexed_before = before["statistics"]["numberOfNewDocumentsIndexed"]
+    srv.start()
+    agent = support.boto_client("bedrock-agent", srv.url)
+    job = _wait_job(agent, kb_id, ds_id, job_id)
+    assert job["status"] == "COMPLETE", job
+    docs = []
+    token = None
+    while True:
+        kw = {"nextToken": token} if token else {}
+        page = agent.list_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, maxResults=100, **kw)
+        docs += page["documentDetails"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert len(docs) == 240 and all(d["status"] == "INDEXED" for d in docs)
+    # The resumed run rescanned everything and counted each document once.
+    assert indexed_before < 240
+    assert job["statistics"]["numberOfDocumentsScanned"] == 240
+    assert job["statistics"]["numberOfNewDocumentsIndexed"] == 240
+    rt = support.boto_client("bedrock-agent-runtime", srv.url)
+    hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "harbour log entry 117-3"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
+    assert hits["retrievalResults"]
+    srv.stop()
