@@ -525,3 +525,30 @@ def test_ingestion_job_survives_a_crash(start_server, tmp_path):
                        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
     assert hits["retrievalResults"]
     srv.stop()
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_kb_ingest_syncs_a_directory(kb_server, rt, agent, tmp_path):
+    d = tmp_path / "handbook"
+    (d / "hr").mkdir(parents=True)
+    (d / "hr/leave.md").write_text("# Leave\n\nEmployees get twenty-five days of paid annual leave.")
+    (d / "hr/leave.md.metadata.json").write_text(json.dumps({"metadataAttributes": {"team": "hr"}}))
+    (d / "it.txt").write_text("Reset your laptop password at the IT service desk on floor two.")
+    (d / "faq.html").write_text("<p>The office opens at <b>8 am</b>.</p>")
+    (d / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    run = kb_server.run_cli("kb", "ingest", str(d), "--url", kb_server.url, "--name", "handbook", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "3 indexed, 0 removed, 0 failed, 1 skipped" in run.stdout
+    kb_id = next(k["knowledgeBaseId"] for k in agent.list_knowledge_bases()["knowledgeBaseSummaries"] if k["name"] == "handbook")
+    hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "how many vacation days"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"filter": {"equals": {"key": "team", "value": "hr"}}}})
+    assert [h["location"]["customDocumentLocation"]["id"] for h in hits["retrievalResults"]] == ["hr/leave.md"]
+    (d / "it.txt").unlink()
+    again = kb_server.run_cli("kb", "ingest", str(d), "--url", kb_server.url, "--name", "handbook", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "2 indexed, 1 removed" in again.stdout
+    left = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "laptop password"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 10}})
+    assert "it.txt" not in [h["location"]["customDocumentLocation"]["id"] for h in left["retrievalResults"]]

@@ -1,9 +1,10 @@
 //! The `basalt` binary: a thin shell over the library crates — serve, chat,
-//! models, usage, bench.
+//! models, usage, kb, bench.
 
 mod bench;
 mod chat;
 mod client;
+mod kb;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,11 @@ enum Command {
         /// Only the last N days.
         #[arg(long, default_value_t = 30)]
         days: u32,
+    },
+    /// Knowledge bases of a running server.
+    Kb {
+        #[command(subcommand)]
+        command: kb::KbCommand,
     },
     /// Benchmarks against a peer (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
@@ -101,6 +107,7 @@ fn main() -> Result<()> {
         Command::Chat(args) => chat::run(&config, args),
         Command::Models { command } => models(&config, command),
         Command::Usage { days } => usage(&config, days),
+        Command::Kb { command } => kb::run(&config, command),
         Command::Bench(args) => bench::run(&config, args),
     }
 }

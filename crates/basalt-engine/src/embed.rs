@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::{backend, non_zero, EngineError};
+use crate::{backend, load_model, non_zero, EngineError};
 
 /// How to run one embedding model.
 #[derive(Debug, Clone)]
@@ -63,16 +62,11 @@ impl Embedder {
     /// Loads the model and starts its worker. Blocking.
     pub fn load(config: EmbedderConfig) -> Result<Self, EngineError> {
         let backend = backend()?;
+        let model = load_model(&config.model_path)?;
         let load_err = |reason: String| EngineError::Load {
             path: config.model_path.clone(),
             reason,
         };
-        if !config.model_path.is_file() {
-            return Err(load_err("no such file".into()));
-        }
-        let model =
-            LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
-                .map_err(|e| load_err(e.to_string()))?;
         let dimension = usize::try_from(model.n_embd()).unwrap_or(0);
         if config.max_input_tokens > model.n_ctx_train() {
             return Err(load_err(format!(

@@ -128,21 +128,26 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|e| EngineError::Backend(e.clone()))
 }
 
+/// Loads a GGUF file (chat or embedding model). Blocking.
+pub(crate) fn load_model(path: &std::path::Path) -> Result<LlamaModel, EngineError> {
+    let backend = backend()?;
+    let load_err = |reason: String| EngineError::Load {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(load_err("no such file".into()));
+    }
+    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+        .map_err(|e| load_err(e.to_string()))
+}
+
 impl Engine {
     /// Loads the model and starts its scheduler thread. Blocking: call it from a
     /// blocking context.
     pub fn load(config: EngineConfig) -> Result<Self, EngineError> {
         let backend = backend()?;
-        let load_err = |reason: String| EngineError::Load {
-            path: config.model_path.clone(),
-            reason,
-        };
-        if !config.model_path.is_file() {
-            return Err(load_err("no such file".into()));
-        }
-        let model =
-            LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
-                .map_err(|e| load_err(e.to_string()))?;
+        let model = load_model(&config.model_path)?;
         let template = match &config.chat_template {
             Some(t) => {
                 LlamaChatTemplate::new(t).map_err(|e| EngineError::Template(e.to_string()))?

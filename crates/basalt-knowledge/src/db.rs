@@ -280,6 +280,18 @@ pub fn document_hashes(store: &Store, ds_id: &str) -> Result<Vec<(String, String
     })
 }
 
+/// The content hash a document was indexed with (empty after a failure).
+pub fn document_hash(store: &Store, ds_id: &str, key: &str) -> Result<Option<String>> {
+    with(store, |c| {
+        c.query_row(
+            "SELECT content_hash FROM kb_documents WHERE ds_id = ?1 AND doc_key = ?2",
+            [ds_id, key],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+}
+
 fn embedding_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -317,7 +329,8 @@ pub fn replace_document(
                 "INSERT INTO kb_chunks (kb_id, ds_id, doc_key, text, parent_text, metadata, location, embedding)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            let mut fts_stmt = tx.prepare("INSERT INTO kb_chunks_fts (rowid, text) VALUES (?1, ?2)")?;
+            let mut fts_stmt =
+                tx.prepare("INSERT INTO kb_chunks_fts (rowid, text, kb) VALUES (?1, ?2, ?3)")?;
             for (chunk, meta) in chunks.iter().zip(&metas) {
                 chunk_stmt.execute(params![
                     kb_id,
@@ -330,7 +343,7 @@ pub fn replace_document(
                     embedding_blob(&chunk.embedding)
                 ])?;
                 let id = tx.last_insert_rowid();
-                fts_stmt.execute(params![id, chunk.text])?;
+                fts_stmt.execute(params![id, chunk.text, kb_id])?;
                 added.push(id);
             }
         }
@@ -448,10 +461,12 @@ pub fn kb_vectors(store: &Store, kb_id: &str) -> Result<Vec<StoredVector>> {
 pub fn bm25(store: &Store, kb_id: &str, fts_query: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
     with(store, |c| {
         let mut stmt = c.prepare_cached(
-            "SELECT c.id, bm25(kb_chunks_fts) AS s FROM kb_chunks_fts JOIN kb_chunks c ON c.id = kb_chunks_fts.rowid
-             WHERE kb_chunks_fts MATCH ?1 AND c.kb_id = ?2 ORDER BY s LIMIT ?3",
+            "SELECT rowid, bm25(kb_chunks_fts, 1.0, 0.0) AS s FROM kb_chunks_fts WHERE kb_chunks_fts MATCH ?1
+             ORDER BY s LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![fts_query, kb_id, limit as i64], |r| {
+        // Knowledge base ids are alphanumeric, so quoting keeps them one token.
+        let scoped = format!("kb : \"{kb_id}\" AND text : ({fts_query})");
+        let rows = stmt.query_map(params![scoped, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)?))
         })?;
         rows.collect()

@@ -372,26 +372,6 @@ async fn commit(k: &Knowledge, kb: &KnowledgeBase, ds: &DataSource, doc: &Prepar
     Ok(n)
 }
 
-/// Chunks, embeds and indexes one document now (direct ingestion).
-#[expect(clippy::too_many_arguments, reason = "one document's context")]
-pub(crate) async fn index_document(
-    k: &Knowledge,
-    kb: &KnowledgeBase,
-    ds: &DataSource,
-    key: &str,
-    text: &str,
-    metadata: Map<String, Value>,
-    location: &Location,
-    hash: &str,
-    request_id: &str,
-) -> Result<usize, String> {
-    let doc = prepare(k, kb, ds, key, text, metadata, location, hash, false, request_id).await?;
-    embed_and_commit(k, kb, ds, vec![doc], request_id)
-        .await
-        .pop()
-        .map_or_else(|| Err("nothing was indexed".into()), |(_, r)| r)
-}
-
 /// Cuts a document with the data source's strategy.
 async fn cut(
     k: &Knowledge,

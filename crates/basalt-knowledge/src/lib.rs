@@ -385,7 +385,8 @@ impl Knowledge {
     // ---------- documents ----------
 
     /// Indexes documents pushed into a CUSTOM data source, now. Each comes back
-    /// INDEXED or FAILED with the reason.
+    /// INDEXED or FAILED with the reason; a document identical to the indexed
+    /// one (same text, metadata and chunking) is not redone.
     pub async fn ingest_documents(
         self: &Arc<Self>,
         kb_id: &str,
@@ -403,19 +404,22 @@ impl Knowledge {
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             let hash = ingest::content_hash(doc.text.as_bytes(), &doc.metadata, ds.chunking);
+            if db::document_hash(&self.store, &ds.id, &doc.id)?.as_deref() == Some(hash.as_str()) {
+                out.push(self.document(kb_id, ds_id, &doc.id)?);
+                continue;
+            }
             let location = Location::Custom { id: doc.id.clone() };
-            let result = ingest::index_document(
-                self,
-                &kb,
-                &ds,
-                &doc.id,
-                &doc.text,
-                doc.metadata,
-                &location,
-                &hash,
-                request_id,
+            let result = match ingest::prepare(
+                self, &kb, &ds, &doc.id, &doc.text, doc.metadata, &location, &hash, false, request_id,
             )
-            .await;
+            .await
+            {
+                Ok(prepared) => ingest::embed_and_commit(self, &kb, &ds, vec![prepared], request_id)
+                    .await
+                    .pop()
+                    .map_or_else(|| Err("nothing was indexed".to_string()), |(_, r)| r),
+                Err(reason) => Err(reason),
+            };
             if let Err(reason) = &result {
                 let (store, kb_id, ds_id, key, reason) = (
                     self.store.clone(),

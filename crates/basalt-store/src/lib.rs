@@ -137,6 +137,12 @@ const MIGRATIONS: &[&str] = &[
         turns TEXT NOT NULL,
         updated_at_ms INTEGER NOT NULL
     );",
+    // The knowledge base's id becomes an indexed FTS5 column, so a BM25 query
+    // is scoped to one knowledge base inside FTS5 (`kb : "ID" AND (...)`)
+    // instead of by a join over every match.
+    "DROP TABLE kb_chunks_fts;
+    CREATE VIRTUAL TABLE kb_chunks_fts USING fts5(text, kb, tokenize = 'porter unicode61');
+    INSERT INTO kb_chunks_fts (rowid, text, kb) SELECT id, text, kb_id FROM kb_chunks;",
 ];
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
