@@ -185,11 +185,13 @@ def cisi(args, out):
         shutil.rmtree(root, ignore_errors=True)
 
 
-WORDS = ("harbour tide cargo anchor ledger voyage captain storm lantern compass rope sail "
-         "market grain copper timber linen spice wool salt iron glass").split()
-
-
 def scale(args, out):
+    """Chunks are 16-word windows of CISI abstracts (real English, so BM25 sees
+    real term statistics), repeated at different offsets to reach each size;
+    queries are the CISI queries."""
+    docs, queries, _ = parse_cisi(Path(args.cisi))
+    texts = [d.split() for d in docs.values() if len(d.split()) >= 20]
+    query_texts = list(queries.values())
     srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"})
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
@@ -201,10 +203,11 @@ def scale(args, out):
             while have < target:
                 batch = []
                 for i in range(have, min(target, have + 10)):
-                    words = " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(8))
+                    words = texts[i % len(texts)]
+                    start = (i // len(texts) * 7) % (len(words) - 16)
                     batch.append({"content": {"dataSourceType": "CUSTOM", "custom": {
                         "customDocumentIdentifier": {"id": f"d{i}"}, "sourceType": "IN_LINE",
-                        "inlineContent": {"type": "TEXT", "textContent": {"data": f"entry {i} {words}"}}}},
+                        "inlineContent": {"type": "TEXT", "textContent": {"data": " ".join(words[start:start + 16])}}}},
                         "metadata": {"type": "IN_LINE_ATTRIBUTE", "inlineAttributes": [
                             {"key": "shard", "value": {"type": "NUMBER", "numberValue": i % 10}}]}})
                 agent.ingest_knowledge_base_documents(knowledgeBaseId=kb, dataSourceId=ds, documents=batch)
@@ -215,7 +218,7 @@ def scale(args, out):
             for search in ("HYBRID", "SEMANTIC"):
                 lat = []
                 for q in range(60):
-                    text = f"{WORDS[q % len(WORDS)]} {WORDS[(q * 5) % len(WORDS)]} entry {q * 37}"
+                    text = query_texts[q % len(query_texts)]
                     t = time.perf_counter()
                     rt.retrieve(knowledgeBaseId=kb, retrievalQuery={"text": text},
                                 retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 10, "overrideSearchType": search}})

@@ -656,14 +656,31 @@ impl Knowledge {
     }
 }
 
+/// English function words left out of BM25 queries: they match nearly every
+/// chunk (so FTS5 would score every chunk) and carry almost no weight.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
+    "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if",
+    "in", "into", "is", "it", "its", "may", "me", "my", "no", "not", "of", "on", "or", "our",
+    "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where",
+    "which", "who", "why", "will", "with", "would", "you", "your",
+];
+
 /// An FTS5 query matching any of the text's terms (each quoted, so user text
-/// never becomes FTS5 syntax).
+/// never becomes FTS5 syntax), without stopwords unless there is nothing else.
 fn fts_query(text: &str) -> String {
     let mut seen = HashSet::new();
-    text.split(|c: char| !c.is_alphanumeric())
+    let terms: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
         .map(str::to_lowercase)
         .filter(|t| seen.insert(t.clone()))
+        .collect();
+    let content: Vec<&String> = terms.iter().filter(|t| !STOPWORDS.contains(&t.as_str())).collect();
+    let chosen: Vec<&String> = if content.is_empty() { terms.iter().collect() } else { content };
+    chosen
+        .iter()
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(" OR ")
@@ -689,8 +706,9 @@ mod tests {
 
     #[test]
     fn fts_queries_quote_terms_and_drop_syntax() {
-        assert_eq!(fts_query("What is NEAR(a b)? a*"), "\"what\" OR \"is\" OR \"near\" OR \"a\" OR \"b\"");
+        assert_eq!(fts_query("What is NEAR(a b)? a*"), "\"near\" OR \"b\"");
         assert_eq!(fts_query("  ?? "), "");
+        assert_eq!(fts_query("to be or not"), "\"to\" OR \"be\" OR \"or\" OR \"not\"", "only stopwords: keep them");
     }
 
     #[test]
