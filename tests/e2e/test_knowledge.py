@@ -497,6 +497,8 @@ def test_ingestion_job_survives_a_crash(start_server, tmp_path):
     ds_id = agent.create_data_source(knowledgeBaseId=kb_id, name="notes", dataSourceConfiguration={
         "type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::big-bucket"}})["dataSource"]["dataSourceId"]
     job_id = agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id)["ingestionJob"]["ingestionJobId"]
+    _client_error(lambda: agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id), "ConflictException")
+    _client_error(lambda: agent.delete_data_source(knowledgeBaseId=kb_id, dataSourceId=ds_id), "ConflictException")
     time.sleep(1.0)
     before = agent.get_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, ingestionJobId=job_id)["ingestionJob"]
     srv.crash()

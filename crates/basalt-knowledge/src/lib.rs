@@ -334,7 +334,8 @@ impl Knowledge {
         description: Option<String>,
     ) -> Result<IngestionJob> {
         let ds = self.data_source(kb_id, ds_id)?;
-        if self.running_lock()?.contains(&ds.id) {
+        // Check and claim in one step, so two concurrent starts cannot both run.
+        if !self.running_lock()?.insert(ds.id.clone()) {
             return Err(Error::conflict(
                 "An ingestion job is already running for this data source.",
             ));
@@ -351,7 +352,10 @@ impl Knowledge {
             started_at_ms: now,
             updated_at_ms: now,
         };
-        db::save_job(&self.store, &job)?;
+        if let Err(e) = db::save_job(&self.store, &job) {
+            self.running_lock()?.remove(&job.ds_id);
+            return Err(e);
+        }
         self.spawn_job(job.clone());
         Ok(job)
     }
