@@ -60,33 +60,33 @@ def basalt_bin() -> str:
     return str(path)
 
 
-def model_path() -> str:
-    """Absolute path of the GGUF model, from $BASALT_TEST_MODEL."""
-    value = os.environ.get("BASALT_TEST_MODEL")
+def _model_file(var: str, hint: str) -> str:
+    """Absolute path of a model file named by the environment variable `var`."""
+    value = os.environ.get(var)
     if not value:
-        raise SetupError(
-            "BASALT_TEST_MODEL is not set: export BASALT_TEST_MODEL=/abs/path/to/"
-            "gemma-3-270m-q4_k_m.gguf (`basalt models pull` fetches it and prints its path)"
-        )
+        raise SetupError(f"{var} is not set: export {var}=/abs/path/to/{hint}")
     path = Path(value)
     if not path.is_absolute():
-        raise SetupError(f"BASALT_TEST_MODEL must be an absolute path, got {value!r}")
+        raise SetupError(f"{var} must be an absolute path, got {value!r}")
     if not path.is_file():
-        raise SetupError(f"BASALT_TEST_MODEL={value!r} does not exist")
+        raise SetupError(f"{var}={value!r} does not exist")
     return str(path)
 
 
+def model_path() -> str:
+    """The Gemma 3 270M GGUF, from $BASALT_TEST_MODEL."""
+    return _model_file(
+        "BASALT_TEST_MODEL",
+        "gemma-3-270m-q4_k_m.gguf (`basalt models pull` fetches it and prints its path)",
+    )
+
+
 def embed_model_path() -> str:
-    """Absolute path of the converted all-MiniLM-L6-v2 GGUF, from $BASALT_TEST_EMBED_MODEL."""
-    value = os.environ.get("BASALT_TEST_EMBED_MODEL")
-    if not value:
-        raise SetupError(
-            "BASALT_TEST_EMBED_MODEL is not set: export BASALT_TEST_EMBED_MODEL=/abs/path/to/"
-            "model.gguf (`basalt models pull sentence-transformers.all-minilm-l6-v2` prints it)"
-        )
-    if not Path(value).is_file():
-        raise SetupError(f"BASALT_TEST_EMBED_MODEL={value!r} does not exist")
-    return value
+    """all-MiniLM-L6-v2 converted to GGUF, from $BASALT_TEST_EMBED_MODEL."""
+    return _model_file(
+        "BASALT_TEST_EMBED_MODEL",
+        "model.gguf (`basalt models pull sentence-transformers.all-minilm-l6-v2` prints it)",
+    )
 
 
 def free_port() -> int:
