@@ -550,6 +550,7 @@ impl Knowledge {
                         model_id: model.to_string(),
                         inputs: batch.to_vec(),
                         normalize: true,
+                        dimensions: None,
                     },
                 )
                 .await?;

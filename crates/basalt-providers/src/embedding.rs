@@ -66,6 +66,15 @@ impl Provider for LocalEmbedder {
     async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
         request.validate()?;
         let embedder = self.embedder()?;
+        if let Some(want) = request.dimensions {
+            let have = embedder.dimension();
+            if want as usize != have {
+                return Err(Error::validation(format!(
+                    "dimensions = {want} is not available: {} produces {have}-dimensional vectors.",
+                    request.model_id
+                )));
+            }
+        }
         let tokens: Vec<_> = request.inputs.iter().map(|t| embedder.tokenize(t)).collect();
         let input_tokens = tokens.iter().map(|t| t.len() as u32).collect();
         let reply = embedder.submit(tokens)?;

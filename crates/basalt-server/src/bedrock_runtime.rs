@@ -530,19 +530,11 @@ async fn invoke_embedding(
     if b.input_text.is_empty() {
         return Err(Error::validation("inputText must not be empty.").into());
     }
-    let entry = state.gateway.model(&model_id)?;
-    if let (Some(want), Some(have)) = (b.dimensions, entry.provider.embedding_dimension()) {
-        if want as usize != have {
-            return Err(Error::validation(format!(
-                "dimensions = {want} is not available: {model_id} produces {have}-dimensional vectors."
-            ))
-            .into());
-        }
-    }
     let request = EmbedRequest {
         model_id,
         inputs: vec![b.input_text],
         normalize: b.normalize.unwrap_or(true),
+        dimensions: b.dimensions,
     };
     let resp = state
         .gateway

@@ -340,18 +340,9 @@ pub(crate) async fn embeddings(
         model_id: body.model.clone(),
         inputs: embedding_inputs(body.input)?,
         normalize: true,
+        dimensions: body.dimensions,
     };
     request.validate()?;
-    let entry = state.gateway.model(&request.model_id)?;
-    if let (Some(want), Some(have)) = (body.dimensions, entry.provider.embedding_dimension()) {
-        if want as usize != have {
-            return Err(Error::validation(format!(
-                "dimensions = {want} is not available: {} produces {have}-dimensional vectors.",
-                request.model_id
-            ))
-            .into());
-        }
-    }
     let ctx = CallContext {
         api: "Embeddings",
         request_id: id.0.clone(),

@@ -7,6 +7,9 @@ pub struct EmbedRequest {
     pub inputs: Vec<String>,
     /// Scale each vector to unit length (what cosine search wants).
     pub normalize: bool,
+    /// The vector length the caller asks for; the model must produce exactly
+    /// that (basalt does not truncate vectors).
+    pub dimensions: Option<u32>,
 }
 
 /// One vector per input, in order, with the tokens each input used.
