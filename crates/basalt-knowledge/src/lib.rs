@@ -544,7 +544,10 @@ impl Knowledge {
                 .embed(
                     CallContext {
                         api,
-                        request_id: format!("{request_id}-{}", out.len()),
+                        // One metering record per call: the store keys records
+                        // by request id, and a job or a RetrieveAndGenerate makes
+                        // several embedding calls under one request.
+                        request_id: format!("{request_id}-{}", basalt_types::new_request_id()),
                     },
                     EmbedRequest {
                         model_id: model.to_string(),
