@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use base64::Engine as _;
 use basalt_gateway::Config;
+use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -61,7 +61,9 @@ fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
             let entry = entry?;
             let kind = entry.file_type()?;
             let path = entry.path();
@@ -100,12 +102,17 @@ fn sidecar_attributes(path: &Path) -> Result<Option<Value>> {
                 Value::Number(n) => json!({"type": "NUMBER", "numberValue": n}),
                 Value::Bool(b) => json!({"type": "BOOLEAN", "booleanValue": b}),
                 Value::Array(a) => json!({"type": "STRING_LIST", "stringListValue": a}),
-                _ => bail!("{}: attribute {key} has an unsupported value", side.display()),
+                _ => bail!(
+                    "{}: attribute {key} has an unsupported value",
+                    side.display()
+                ),
             },
         };
         inline.push(json!({"key": key, "value": value}));
     }
-    Ok(Some(json!({"type": "IN_LINE_ATTRIBUTE", "inlineAttributes": inline})))
+    Ok(Some(
+        json!({"type": "IN_LINE_ATTRIBUTE", "inlineAttributes": inline}),
+    ))
 }
 
 struct Api {
@@ -115,7 +122,12 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
@@ -145,7 +157,18 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
         Some(n) => n.clone(),
         None => dir
             .file_name()
-            .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect())
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect()
+            })
             .unwrap_or_else(|| "docs".into()),
     };
     let api = Api {
@@ -157,7 +180,9 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
         key: args.api_key.clone(),
     };
     use reqwest::Method;
-    let kbs = api.call(Method::POST, "/knowledgebases/", Some(json!({}))).await?;
+    let kbs = api
+        .call(Method::POST, "/knowledgebases/", Some(json!({})))
+        .await?;
     let existing = kbs["knowledgeBaseSummaries"]
         .as_array()
         .and_then(|a| a.iter().find(|k| k["name"] == name.as_str()))
@@ -179,7 +204,11 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
         }
     };
     let sources = api
-        .call(Method::POST, &format!("/knowledgebases/{kb_id}/datasources/"), Some(json!({})))
+        .call(
+            Method::POST,
+            &format!("/knowledgebases/{kb_id}/datasources/"),
+            Some(json!({})),
+        )
         .await?;
     let ds_id = match sources["dataSourceSummaries"]
         .as_array()
@@ -188,9 +217,13 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
     {
         Some(id) => id,
         None => api
-            .call(Method::PUT, &format!("/knowledgebases/{kb_id}/datasources/"), Some(json!({
-                "name": DATA_SOURCE, "dataSourceConfiguration": {"type": "CUSTOM"},
-            })))
+            .call(
+                Method::PUT,
+                &format!("/knowledgebases/{kb_id}/datasources/"),
+                Some(json!({
+                    "name": DATA_SOURCE, "dataSourceConfiguration": {"type": "CUSTOM"},
+                })),
+            )
             .await?["dataSource"]["dataSourceId"]
             .as_str()
             .context("the server did not return a data source id")?
@@ -213,7 +246,8 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
     for batch in wanted.chunks(10) {
         let mut documents = Vec::new();
         for (id, path) in batch {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             let mut doc = json!({"content": {"dataSourceType": "CUSTOM", "custom": {
                 "customDocumentIdentifier": {"id": id}, "sourceType": "IN_LINE",
                 "inlineContent": {"type": "BYTE", "byteContent": {
@@ -224,22 +258,42 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
             }
             documents.push(doc);
         }
-        match api.call(Method::PUT, &docs_path, Some(json!({"documents": documents}))).await {
+        match api
+            .call(
+                Method::PUT,
+                &docs_path,
+                Some(json!({"documents": documents})),
+            )
+            .await
+        {
             Ok(resp) => {
                 for d in resp["documentDetails"].as_array().into_iter().flatten() {
                     if d["status"] == "INDEXED" {
                         indexed += 1;
                     } else {
-                        failed.push(format!("{}: {}", d["identifier"]["custom"]["id"], d["statusReason"]));
+                        failed.push(format!(
+                            "{}: {}",
+                            d["identifier"]["custom"]["id"], d["statusReason"]
+                        ));
                     }
                 }
             }
             // A batch the server refuses (e.g. an unreadable PDF) goes file by file.
             Err(_) if batch.len() > 1 => {
                 for one in documents {
-                    match api.call(Method::PUT, &docs_path, Some(json!({"documents": [one.clone()]}))).await {
+                    match api
+                        .call(
+                            Method::PUT,
+                            &docs_path,
+                            Some(json!({"documents": [one.clone()]})),
+                        )
+                        .await
+                    {
                         Ok(_) => indexed += 1,
-                        Err(e) => failed.push(format!("{}: {e}", one["content"]["custom"]["customDocumentIdentifier"]["id"])),
+                        Err(e) => failed.push(format!(
+                            "{}: {e}",
+                            one["content"]["custom"]["customDocumentIdentifier"]["id"]
+                        )),
                     }
                 }
             }
@@ -250,7 +304,8 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
     bar.finish();
 
     // Documents whose files are gone leave the index.
-    let present: std::collections::HashSet<&str> = wanted.iter().map(|(id, _)| id.as_str()).collect();
+    let present: std::collections::HashSet<&str> =
+        wanted.iter().map(|(id, _)| id.as_str()).collect();
     let mut stale = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -276,8 +331,12 @@ async fn ingest(config: &Config, args: IngestArgs) -> Result<()> {
             .iter()
             .map(|id| json!({"dataSourceType": "CUSTOM", "custom": {"id": id}}))
             .collect();
-        api.call(Method::POST, &format!("{docs_path}/deleteDocuments"), Some(json!({"documentIdentifiers": identifiers})))
-            .await?;
+        api.call(
+            Method::POST,
+            &format!("{docs_path}/deleteDocuments"),
+            Some(json!({"documentIdentifiers": identifiers})),
+        )
+        .await?;
     }
     println!(
         "knowledge base {name} ({kb_id}): {indexed} indexed, {} removed, {} failed, {} skipped (unsupported type)",

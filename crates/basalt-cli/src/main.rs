@@ -137,7 +137,9 @@ fn serve(mut config: Config) -> Result<()> {
     for m in gateway.models() {
         match m.provider.unavailable_reason() {
             None => tracing::info!(model = %m.config.id, "model ready"),
-            Some(reason) => tracing::error!(model = %m.config.id, %reason, "model unavailable: requests to it answer ServiceUnavailableException"),
+            Some(reason) => {
+                tracing::error!(model = %m.config.id, %reason, "model unavailable: requests to it answer ServiceUnavailableException")
+            }
         }
     }
     runtime()?.block_on(async move {
@@ -167,9 +169,18 @@ fn serve(mut config: Config) -> Result<()> {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        let buckets = gateway.config().knowledge.buckets.clone().into_iter().collect();
-        let knowledge =
-            basalt_knowledge::Knowledge::start(gateway.store().clone(), Arc::clone(&gateway), buckets)?;
+        let buckets = gateway
+            .config()
+            .knowledge
+            .buckets
+            .clone()
+            .into_iter()
+            .collect();
+        let knowledge = basalt_knowledge::Knowledge::start(
+            gateway.store().clone(),
+            Arc::clone(&gateway),
+            buckets,
+        )?;
         basalt_server::serve(gateway, knowledge, listener, shutdown).await?;
         Ok(())
     })

@@ -48,9 +48,19 @@ fn hello_world_matches_the_sentence_transformers_reference() {
     assert_eq!(e.tokenize("hello world").len(), 4);
     assert_eq!(e.count_tokens("hello world"), 2);
     let v = &embed(e, &["hello world"])[0];
-    let reference = [-0.034_477_34, 0.031_023_28, 0.006_734_91, 0.026_108_94, -0.039_362];
+    let reference = [
+        -0.034_477_34,
+        0.031_023_28,
+        0.006_734_91,
+        0.026_108_94,
+        -0.039_362,
+    ];
     for (got, want) in v.iter().zip(reference) {
-        assert!((got - want).abs() < 1e-4, "got {:?}, want {reference:?}", &v[..5]);
+        assert!(
+            (got - want).abs() < 1e-4,
+            "got {:?}, want {reference:?}",
+            &v[..5]
+        );
     }
 }
 
@@ -65,7 +75,10 @@ fn batched_inputs_embed_as_they_do_alone_and_similar_texts_are_close() {
     let together = embed(e, &texts);
     for (i, t) in texts.iter().enumerate() {
         let alone = &embed(e, &[t])[0];
-        assert!(cosine(alone, &together[i]) > 0.9999, "input {i} differs in a batch");
+        assert!(
+            cosine(alone, &together[i]) > 0.9999,
+            "input {i} differs in a batch"
+        );
     }
     assert!(cosine(&together[0], &together[1]) > cosine(&together[0], &together[2]) + 0.3);
 }
@@ -76,7 +89,11 @@ fn long_inputs_are_truncated_to_the_model_limit_keeping_sep() {
     let long = "word ".repeat(1000);
     let tokens = e.tokenize(&long);
     assert_eq!(tokens.len(), 256);
-    assert_eq!(tokens[255], e.tokenize("x")[2], "the last token stays [SEP]");
+    assert_eq!(
+        tokens[255],
+        e.tokenize("x")[2],
+        "the last token stays [SEP]"
+    );
     assert_eq!(e.count_tokens(&long), 1000);
     // Many inputs of mixed length over several batches come back in order.
     let mut texts: Vec<String> = (0..70).map(|i| format!("sentence number {i}")).collect();
@@ -92,7 +109,9 @@ fn long_inputs_are_truncated_to_the_model_limit_keeping_sep() {
 fn a_full_queue_is_refused_at_once() {
     let Some(cfg) = config(1) else { return };
     let e = Embedder::load(cfg).unwrap();
-    let big: Vec<_> = (0..64).map(|i| e.tokenize(&format!("text {i} ").repeat(20))).collect();
+    let big: Vec<_> = (0..64)
+        .map(|i| e.tokenize(&format!("text {i} ").repeat(20)))
+        .collect();
     let mut receivers = Vec::new();
     let mut refused = false;
     for _ in 0..8 {
@@ -102,7 +121,10 @@ fn a_full_queue_is_refused_at_once() {
             Err(other) => panic!("unexpected {other}"),
         }
     }
-    assert!(refused, "eight large jobs against a queue of one must be throttled");
+    assert!(
+        refused,
+        "eight large jobs against a queue of one must be throttled"
+    );
     for rx in receivers {
         assert_eq!(rx.blocking_recv().unwrap().unwrap().len(), 64);
     }

@@ -399,7 +399,9 @@ impl Config {
                 return bad(format!("knowledge.buckets: {bucket:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
             }
             if dir.as_os_str().is_empty() {
-                return bad(format!("knowledge.buckets.{bucket}: the directory must not be empty"));
+                return bad(format!(
+                    "knowledge.buckets.{bucket}: the directory must not be empty"
+                ));
             }
         }
         if self.models.is_empty() {
@@ -440,7 +442,9 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
             if m.format == FormatConfig::SentenceTransformers {
                 if m.kind != ModelKind::Embedding {
-                    return bad(format!("{at}: format = \"sentence-transformers\" needs kind = \"embedding\""));
+                    return bad(format!(
+                        "{at}: format = \"sentence-transformers\" needs kind = \"embedding\""
+                    ));
                 }
                 match &source {
                     ModelSource::PyPi { packages, .. } if packages.len() != 1 => {
@@ -453,7 +457,9 @@ impl Config {
                 }
             }
             if m.kind == ModelKind::Embedding && m.context_window > 8192 {
-                return bad(format!("{at}: context_window of an embedding model is its longest input, at most 8192"));
+                return bad(format!(
+                    "{at}: context_window of an embedding model is its longest input, at most 8192"
+                ));
             }
         }
         Ok(())
@@ -600,7 +606,10 @@ mod tests {
         let two_sources = "[[models]]\nid = \"m\"\ncontext_window = 64\n[models.source]\npath = \"/x\"\nhuggingface = \"a/b\"\n";
         assert!(Config::parse(two_sources).is_err());
         assert!(Config::parse(&model("format = \"sentence-transformers\"")).is_err());
-        assert!(Config::parse(&model("kind = \"embedding\"\nformat = \"sentence-transformers\"")).is_ok());
+        assert!(Config::parse(&model(
+            "kind = \"embedding\"\nformat = \"sentence-transformers\""
+        ))
+        .is_ok());
         assert!(Config::parse(&model("kind = \"vision\"")).is_err());
     }
 

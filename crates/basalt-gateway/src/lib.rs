@@ -14,8 +14,8 @@ use basalt_providers::source::Progress;
 use basalt_providers::{EventStream, LocalEmbedder, LocalModel, Provider};
 use basalt_store::{Invocation, Store};
 use basalt_types::{
-    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Error, Result, StopReason,
-    StreamEvent, Usage,
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Error, Result, StopReason, StreamEvent,
+    Usage,
 };
 
 pub use config::{Config, ConfigError, ModelConfig, ModelKind};

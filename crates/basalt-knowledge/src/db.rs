@@ -12,7 +12,10 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("knowledge store: {e}"))
 }
 
-fn with<T>(store: &Store, f: impl FnOnce(&mut Connection) -> basalt_store::rusqlite::Result<T>) -> Result<T> {
+fn with<T>(
+    store: &Store,
+    f: impl FnOnce(&mut Connection) -> basalt_store::rusqlite::Result<T>,
+) -> Result<T> {
     store
         .with_connection(|c| f(c).map_err(basalt_store::StoreError::from))
         .map_err(internal)
@@ -80,7 +83,8 @@ pub fn get_kb(store: &Store, id: &str) -> Result<Option<KnowledgeBase>> {
 
 pub fn list_kbs(store: &Store) -> Result<Vec<KnowledgeBase>> {
     with(store, |c| {
-        let mut stmt = c.prepare("SELECT config FROM knowledge_bases ORDER BY created_at_ms, id")?;
+        let mut stmt =
+            c.prepare("SELECT config FROM knowledge_bases ORDER BY created_at_ms, id")?;
         let rows = stmt.query_map([], |r| from_json(&r.get::<_, String>(0)?))?;
         rows.collect()
     })
@@ -213,7 +217,9 @@ pub fn save_job(store: &Store, job: &IngestionJob) -> Result<()> {
     })
 }
 
-fn job_from_row(r: &basalt_store::rusqlite::Row<'_>) -> basalt_store::rusqlite::Result<IngestionJob> {
+fn job_from_row(
+    r: &basalt_store::rusqlite::Row<'_>,
+) -> basalt_store::rusqlite::Result<IngestionJob> {
     Ok(IngestionJob {
         id: r.get(0)?,
         kb_id: r.get(1)?,
@@ -357,7 +363,11 @@ pub fn replace_document(
     })
 }
 
-fn remove_chunks(tx: &Connection, ds_id: &str, key: &str) -> basalt_store::rusqlite::Result<Vec<i64>> {
+fn remove_chunks(
+    tx: &Connection,
+    ds_id: &str,
+    key: &str,
+) -> basalt_store::rusqlite::Result<Vec<i64>> {
     let mut removed = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT id FROM kb_chunks WHERE ds_id = ?1 AND doc_key = ?2")?;
@@ -377,7 +387,14 @@ fn remove_chunks(tx: &Connection, ds_id: &str, key: &str) -> basalt_store::rusql
 }
 
 /// Records a document that could not be indexed (its old chunks stay).
-pub fn mark_failed(store: &Store, kb_id: &str, ds_id: &str, key: &str, reason: &str, now_ms: i64) -> Result<()> {
+pub fn mark_failed(
+    store: &Store,
+    kb_id: &str,
+    ds_id: &str,
+    key: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<()> {
     with(store, |c| {
         c.execute(
             "INSERT INTO kb_documents (ds_id, doc_key, kb_id, content_hash, status, status_reason, updated_at_ms)
@@ -404,7 +421,9 @@ pub fn delete_document(store: &Store, ds_id: &str, key: &str) -> Result<Option<V
     })
 }
 
-fn doc_from_row(r: &basalt_store::rusqlite::Row<'_>) -> basalt_store::rusqlite::Result<DocumentRecord> {
+fn doc_from_row(
+    r: &basalt_store::rusqlite::Row<'_>,
+) -> basalt_store::rusqlite::Result<DocumentRecord> {
     Ok(DocumentRecord {
         kb_id: r.get(0)?,
         ds_id: r.get(1)?,
@@ -426,7 +445,12 @@ pub fn get_document(store: &Store, ds_id: &str, key: &str) -> Result<Option<Docu
     })
 }
 
-pub fn list_documents(store: &Store, ds_id: &str, offset: usize, limit: usize) -> Result<Vec<DocumentRecord>> {
+pub fn list_documents(
+    store: &Store,
+    ds_id: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<DocumentRecord>> {
     with(store, |c| {
         let mut stmt = c.prepare(
             "SELECT kb_id, ds_id, doc_key, status, status_reason, updated_at_ms FROM kb_documents
@@ -444,7 +468,8 @@ pub type StoredVector = (i64, Map<String, Value>, Vec<f32>);
 
 pub fn kb_vectors(store: &Store, kb_id: &str) -> Result<Vec<StoredVector>> {
     with(store, |c| {
-        let mut stmt = c.prepare("SELECT id, metadata, embedding FROM kb_chunks WHERE kb_id = ?1")?;
+        let mut stmt =
+            c.prepare("SELECT id, metadata, embedding FROM kb_chunks WHERE kb_id = ?1")?;
         let rows = stmt.query_map([kb_id], |r| {
             Ok((
                 r.get(0)?,
@@ -521,7 +546,12 @@ pub fn get_session(store: &Store, id: &str) -> Result<Option<Vec<(String, String
     })
 }
 
-pub fn save_session(store: &Store, id: &str, turns: &[(String, String)], now_ms: i64) -> Result<()> {
+pub fn save_session(
+    store: &Store,
+    id: &str,
+    turns: &[(String, String)],
+    now_ms: i64,
+) -> Result<()> {
     let turns = to_json(&turns)?;
     with(store, |c| {
         c.execute(

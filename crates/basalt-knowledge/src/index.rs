@@ -125,7 +125,11 @@ impl VectorIndex {
         let d = self.dimension;
         if self.len() <= EXACT_UP_TO {
             let rows = self.vectors.chunks_exact(d).map(|row| dot(row, query));
-            return self.top(rows, k, filter).into_iter().map(|(i, s)| (self.ids[i], s)).collect();
+            return self
+                .top(rows, k, filter)
+                .into_iter()
+                .map(|(i, s)| (self.ids[i], s))
+                .collect();
         }
         let (q, q_scale) = quantize(query);
         let approx = self
@@ -144,7 +148,12 @@ impl VectorIndex {
     }
 
     /// Positions of the `k` best scores that pass `filter`, best first.
-    fn top(&self, scores: impl Iterator<Item = f32>, k: usize, filter: Option<&Filter>) -> Vec<(usize, f32)> {
+    fn top(
+        &self,
+        scores: impl Iterator<Item = f32>,
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Vec<(usize, f32)> {
         let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
         let mut floor = f32::NEG_INFINITY;
         for (i, score) in scores.enumerate() {
@@ -257,14 +266,19 @@ mod tests {
             assert_eq!(idx.metadata(i).unwrap()["i"], Value::from(i));
         }
         assert!(idx.vector(1).is_none());
-        assert!(!idx.insert(9, &[1.0, 2.0, 3.0], meta("i", 9)), "wrong dimension");
+        assert!(
+            !idx.insert(9, &[1.0, 2.0, 3.0], meta("i", 9)),
+            "wrong dimension"
+        );
     }
 
     /// Pseudo-random unit vectors (a fixed LCG, so the test is repeatable).
     fn random_unit(seed: &mut u64, d: usize) -> Vec<f32> {
         let mut v: Vec<f32> = (0..d)
             .map(|_| {
-                *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                *seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
             })
             .collect();
@@ -279,7 +293,11 @@ mod tests {
         let mut seed = 7;
         let mut idx = VectorIndex::new(d);
         for i in 0..n {
-            idx.insert(i as i64, &random_unit(&mut seed, d), meta("even", (i % 2) as i64));
+            idx.insert(
+                i as i64,
+                &random_unit(&mut seed, d),
+                meta("even", (i % 2) as i64),
+            );
         }
         for _ in 0..20 {
             let q = random_unit(&mut seed, d);
@@ -292,7 +310,10 @@ mod tests {
             assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want);
             assert!((got[0].1 - exact[0].1).abs() < 1e-6, "scores are exact");
             let f = Filter::Equals("even".into(), Value::from(1));
-            assert!(idx.search(&q, 10, Some(&f)).iter().all(|(id, _)| id % 2 == 1));
+            assert!(idx
+                .search(&q, 10, Some(&f))
+                .iter()
+                .all(|(id, _)| id % 2 == 1));
         }
         idx.remove(3);
         assert_eq!(idx.codes.len(), (n - 1) * d);

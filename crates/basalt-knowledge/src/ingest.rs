@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, NewChunk};
-use crate::model::{now_ms, Chunking, DataSource, IngestionJob, KnowledgeBase, Location, SourceKind};
+use crate::model::{
+    now_ms, Chunking, DataSource, IngestionJob, KnowledgeBase, Location, SourceKind,
+};
 use crate::{blocking, chunk, parse, Knowledge};
 
 /// Sidecar files Bedrock reads metadata from: `<document>.metadata.json`.
@@ -19,7 +21,11 @@ const SIDECAR: &str = ".metadata.json";
 
 /// Identifies a document's content, metadata and chunking: equal hashes mean
 /// nothing to redo.
-pub(crate) fn content_hash(bytes: &[u8], metadata: &Map<String, Value>, chunking: Chunking) -> String {
+pub(crate) fn content_hash(
+    bytes: &[u8],
+    metadata: &Map<String, Value>,
+    chunking: Chunking,
+) -> String {
     let mut h = Sha256::new();
     h.update(bytes);
     h.update(Value::Object(metadata.clone()).to_string().as_bytes());
@@ -30,7 +36,8 @@ pub(crate) fn content_hash(bytes: &[u8], metadata: &Map<String, Value>, chunking
 /// Reads a `.metadata.json` sidecar: `{"metadataAttributes": {...}}`, where a
 /// value is plain JSON or Bedrock's typed form `{"value": {"type": ..., "stringValue": ...}}`.
 pub(crate) fn sidecar_metadata(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid metadata JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid metadata JSON: {e}"))?;
     let attrs = v
         .get("metadataAttributes")
         .and_then(Value::as_object)
@@ -75,7 +82,9 @@ fn scan(root: &Path, prefixes: &[String]) -> std::io::Result<Scan> {
                 .strip_prefix(&root)
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
-            let Ok(real) = path.canonicalize() else { continue };
+            let Ok(real) = path.canonicalize() else {
+                continue;
+            };
             if !real.starts_with(&root) {
                 outside.push(key);
                 continue;
@@ -136,22 +145,32 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
     };
     let root = k
         .bucket_dir(bucket)
-        .ok_or_else(|| basalt_types::Error::validation(format!("The bucket {bucket} is no longer configured.")))?
+        .ok_or_else(|| {
+            basalt_types::Error::validation(format!("The bucket {bucket} is no longer configured."))
+        })?
         .to_path_buf();
     let prefixes = prefixes.clone();
     let (files, outside) = blocking(move || {
         scan(&root, &prefixes).map_err(|e| {
-            basalt_types::Error::validation(format!("Cannot read the bucket directory {}: {e}", root.display()))
+            basalt_types::Error::validation(format!(
+                "Cannot read the bucket directory {}: {e}",
+                root.display()
+            ))
         })
     })
     .await?;
     for key in outside {
         job.statistics.documents_failed += 1;
-        job.failure_reasons.push(format!("{key}: refused, it resolves outside the data source's root"));
+        job.failure_reasons.push(format!(
+            "{key}: refused, it resolves outside the data source's root"
+        ));
     }
     let known: HashMap<String, String> = {
         let (store, ds_id) = (k.store().clone(), ds.id.clone());
-        blocking(move || db::document_hashes(&store, &ds_id)).await?.into_iter().collect()
+        blocking(move || db::document_hashes(&store, &ds_id))
+            .await?
+            .into_iter()
+            .collect()
     };
     let by_key: HashMap<&str, &PathBuf> = files.iter().map(|(k, p)| (k.as_str(), p)).collect();
     let mut present = HashSet::new();
@@ -161,7 +180,8 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         if let Some(doc_key) = key.strip_suffix(SIDECAR) {
             job.statistics.metadata_documents_scanned += 1;
             if !by_key.contains_key(doc_key) {
-                job.failure_reasons.push(format!("{key}: metadata file without a document"));
+                job.failure_reasons
+                    .push(format!("{key}: metadata file without a document"));
             }
             continue;
         }
@@ -169,7 +189,8 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         present.insert(key.clone());
         if !parse::is_supported(key) {
             job.statistics.documents_skipped += 1;
-            job.failure_reasons.push(format!("{key}: skipped, unsupported file type"));
+            job.failure_reasons
+                .push(format!("{key}: skipped, unsupported file type"));
             save_progress(k, job);
             continue;
         }
@@ -183,7 +204,10 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         let sidecar_key = format!("{key}{SIDECAR}");
         let mut metadata = match by_key.get(sidecar_key.as_str()) {
             None => Map::new(),
-            Some(p) => match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| sidecar_metadata(&b)) {
+            Some(p) => match std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| sidecar_metadata(&b))
+            {
                 Ok(m) => m,
                 Err(e) => {
                     fail(k, job, &kb, &ds, key, &format!("{sidecar_key}: {e}")).await;
@@ -204,9 +228,25 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
             }
         };
         let uri = s3_uri(bucket, key);
-        metadata.insert("x-amz-bedrock-kb-source-uri".into(), Value::from(uri.clone()));
+        metadata.insert(
+            "x-amz-bedrock-kb-source-uri".into(),
+            Value::from(uri.clone()),
+        );
         let replaces = previous.is_some_and(|h| !h.is_empty());
-        match prepare(k, &kb, &ds, key, &text, metadata, &Location::S3 { uri }, &hash, replaces, &job.id).await {
+        match prepare(
+            k,
+            &kb,
+            &ds,
+            key,
+            &text,
+            metadata,
+            &Location::S3 { uri },
+            &hash,
+            replaces,
+            &job.id,
+        )
+        .await
+        {
             Ok(doc) => {
                 pending_chunks += doc.texts.len();
                 pending.push(doc);
@@ -221,7 +261,9 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
     flush(k, job, &kb, &ds, pending).await;
     for key in known.keys().filter(|key| !present.contains(*key)) {
         let (store, ds_id, key_owned) = (k.store().clone(), ds.id.clone(), key.clone());
-        if let Some(removed) = blocking(move || db::delete_document(&store, &ds_id, &key_owned)).await? {
+        if let Some(removed) =
+            blocking(move || db::delete_document(&store, &ds_id, &key_owned)).await?
+        {
             k.forget(&kb.id, &removed)?;
             job.statistics.documents_deleted += 1;
         }
@@ -232,7 +274,13 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
 /// Chunks of several documents embedded in one go during a sync.
 const EMBED_BATCH_CHUNKS: usize = 128;
 
-async fn flush(k: &Knowledge, job: &mut IngestionJob, kb: &KnowledgeBase, ds: &DataSource, docs: Vec<Prepared>) {
+async fn flush(
+    k: &Knowledge,
+    job: &mut IngestionJob,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    docs: Vec<Prepared>,
+) {
     if docs.is_empty() {
         return;
     }
@@ -254,11 +302,26 @@ fn save_progress(k: &Knowledge, job: &mut IngestionJob) {
     }
 }
 
-async fn fail(k: &Knowledge, job: &mut IngestionJob, kb: &KnowledgeBase, ds: &DataSource, key: &str, reason: &str) {
+async fn fail(
+    k: &Knowledge,
+    job: &mut IngestionJob,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    key: &str,
+    reason: &str,
+) {
     job.statistics.documents_failed += 1;
     job.failure_reasons.push(format!("{key}: {reason}"));
-    let (store, kb_id, ds_id, key, reason) = (k.store().clone(), kb.id.clone(), ds.id.clone(), key.to_string(), reason.to_string());
-    if let Err(e) = blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms())).await {
+    let (store, kb_id, ds_id, key, reason) = (
+        k.store().clone(),
+        kb.id.clone(),
+        ds.id.clone(),
+        key.to_string(),
+        reason.to_string(),
+    );
+    if let Err(e) =
+        blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms())).await
+    {
         tracing::warn!(error = %e, "could not record a failed document");
     }
     save_progress(k, job);
@@ -293,14 +356,22 @@ pub(crate) async fn prepare(
     if text.trim().is_empty() {
         return Err("the document has no text".into());
     }
-    let spans = cut(k, kb, text, ds.chunking, request_id).await.map_err(|e| e.message)?;
+    let spans = cut(k, kb, text, ds.chunking, request_id)
+        .await
+        .map_err(|e| e.message)?;
     Ok(Prepared {
         key: key.to_string(),
         hash: hash.to_string(),
         location: location.clone(),
         metadata: Arc::new(metadata),
-        texts: spans.iter().map(|c| text[c.start..c.end].to_string()).collect(),
-        parents: spans.iter().map(|c| c.parent.map(|(s, e)| text[s..e].to_string())).collect(),
+        texts: spans
+            .iter()
+            .map(|c| text[c.start..c.end].to_string())
+            .collect(),
+        parents: spans
+            .iter()
+            .map(|c| c.parent.map(|(s, e)| text[s..e].to_string()))
+            .collect(),
         replaces,
     })
 }
@@ -316,7 +387,15 @@ pub(crate) async fn embed_and_commit(
     request_id: &str,
 ) -> Vec<(Prepared, Result<usize, String>)> {
     let texts: Vec<String> = docs.iter().flat_map(|d| d.texts.iter().cloned()).collect();
-    let vectors = match k.embed(&kb.embedding_model, texts, "KnowledgeBaseIngestion", request_id).await {
+    let vectors = match k
+        .embed(
+            &kb.embedding_model,
+            texts,
+            "KnowledgeBaseIngestion",
+            request_id,
+        )
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             let reason = format!("embedding failed: {}", e.message);
@@ -333,7 +412,13 @@ pub(crate) async fn embed_and_commit(
     out
 }
 
-async fn commit(k: &Knowledge, kb: &KnowledgeBase, ds: &DataSource, doc: &Prepared, vectors: Vec<Vec<f32>>) -> Result<usize, String> {
+async fn commit(
+    k: &Knowledge,
+    kb: &KnowledgeBase,
+    ds: &DataSource,
+    doc: &Prepared,
+    vectors: Vec<Vec<f32>>,
+) -> Result<usize, String> {
     if vectors.len() != doc.texts.len() {
         return Err("the embedding model returned too few vectors".into());
     }
@@ -359,7 +444,16 @@ async fn commit(k: &Knowledge, kb: &KnowledgeBase, ds: &DataSource, doc: &Prepar
         doc.location.clone(),
     );
     let (removed, added) = blocking(move || {
-        db::replace_document(&store, &kb_id, &ds_id, &key, &hash, &location, &chunks, now_ms())
+        db::replace_document(
+            &store,
+            &kb_id,
+            &ds_id,
+            &key,
+            &hash,
+            &location,
+            &chunks,
+            now_ms(),
+        )
     })
     .await
     .map_err(|e| e.message)?;
@@ -385,7 +479,12 @@ async fn cut(
         Chunking::FixedSize {
             max_tokens,
             overlap_percentage,
-        } => chunk::fixed_size(text, max_tokens as usize, overlap_percentage as usize, &count),
+        } => chunk::fixed_size(
+            text,
+            max_tokens as usize,
+            overlap_percentage as usize,
+            &count,
+        ),
         Chunking::Hierarchical {
             parent_max_tokens,
             child_max_tokens,
@@ -407,8 +506,13 @@ async fn cut(
             let vectors = if windows.len() < 2 {
                 Vec::new()
             } else {
-                k.embed(&kb.embedding_model, windows, "KnowledgeBaseIngestion", request_id)
-                    .await?
+                k.embed(
+                    &kb.embedding_model,
+                    windows,
+                    "KnowledgeBaseIngestion",
+                    request_id,
+                )
+                .await?
             };
             chunk::semantic(
                 text,

@@ -162,9 +162,8 @@ impl Knowledge {
     }
 
     pub fn knowledge_base(&self, id: &str) -> Result<KnowledgeBase> {
-        db::get_kb(&self.store, id)?.ok_or_else(|| {
-            Error::not_found(format!("The knowledge base {id} does not exist."))
-        })
+        db::get_kb(&self.store, id)?
+            .ok_or_else(|| Error::not_found(format!("The knowledge base {id} does not exist.")))
     }
 
     pub fn knowledge_bases(&self) -> Result<Vec<KnowledgeBase>> {
@@ -272,7 +271,12 @@ impl Knowledge {
 
     /// Changes a data source. Its chunking cannot change (the indexed chunks
     /// were cut with it), as in Bedrock.
-    pub fn update_data_source(&self, kb_id: &str, id: &str, new: NewDataSource) -> Result<DataSource> {
+    pub fn update_data_source(
+        &self,
+        kb_id: &str,
+        id: &str,
+        new: NewDataSource,
+    ) -> Result<DataSource> {
         let mut ds = self.data_source(kb_id, id)?;
         if new.chunking != ds.chunking {
             return Err(Error::validation(
@@ -304,7 +308,11 @@ impl Knowledge {
                 "An ingestion job is running for this data source; wait for it to finish.",
             ));
         }
-        let removed = db::delete_ds(&self.store, id, ds.deletion_policy == DeletionPolicy::Retain)?;
+        let removed = db::delete_ds(
+            &self.store,
+            id,
+            ds.deletion_policy == DeletionPolicy::Retain,
+        )?;
         self.forget(kb_id, &removed)?;
         ds.status = "DELETING".into();
         Ok(ds)
@@ -362,9 +370,8 @@ impl Knowledge {
 
     pub fn ingestion_job(&self, kb_id: &str, ds_id: &str, id: &str) -> Result<IngestionJob> {
         self.data_source(kb_id, ds_id)?;
-        db::get_job(&self.store, ds_id, id)?.ok_or_else(|| {
-            Error::not_found(format!("The ingestion job {id} does not exist."))
-        })
+        db::get_job(&self.store, ds_id, id)?
+            .ok_or_else(|| Error::not_found(format!("The ingestion job {id} does not exist.")))
     }
 
     pub fn ingestion_jobs(&self, kb_id: &str, ds_id: &str) -> Result<Vec<IngestionJob>> {
@@ -414,14 +421,25 @@ impl Knowledge {
             }
             let location = Location::Custom { id: doc.id.clone() };
             let result = match ingest::prepare(
-                self, &kb, &ds, &doc.id, &doc.text, doc.metadata, &location, &hash, false, request_id,
+                self,
+                &kb,
+                &ds,
+                &doc.id,
+                &doc.text,
+                doc.metadata,
+                &location,
+                &hash,
+                false,
+                request_id,
             )
             .await
             {
-                Ok(prepared) => ingest::embed_and_commit(self, &kb, &ds, vec![prepared], request_id)
-                    .await
-                    .pop()
-                    .map_or_else(|| Err("nothing was indexed".to_string()), |(_, r)| r),
+                Ok(prepared) => {
+                    ingest::embed_and_commit(self, &kb, &ds, vec![prepared], request_id)
+                        .await
+                        .pop()
+                        .map_or_else(|| Err("nothing was indexed".to_string()), |(_, r)| r)
+                }
                 Err(reason) => Err(reason),
             };
             if let Err(reason) = &result {
@@ -432,7 +450,8 @@ impl Knowledge {
                     doc.id.clone(),
                     reason.clone(),
                 );
-                blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms())).await?;
+                blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms()))
+                    .await?;
             }
             let record = self.document(kb_id, ds_id, &doc.id)?;
             out.push(record);
@@ -442,23 +461,36 @@ impl Knowledge {
 
     /// A document's status; NOT_FOUND status when the data source never saw it.
     pub fn document(&self, kb_id: &str, ds_id: &str, key: &str) -> Result<DocumentRecord> {
-        Ok(db::get_document(&self.store, ds_id, key)?.unwrap_or_else(|| DocumentRecord {
-            kb_id: kb_id.to_string(),
-            ds_id: ds_id.to_string(),
-            key: key.to_string(),
-            status: "NOT_FOUND".into(),
-            status_reason: None,
-            updated_at_ms: now_ms(),
-        }))
+        Ok(
+            db::get_document(&self.store, ds_id, key)?.unwrap_or_else(|| DocumentRecord {
+                kb_id: kb_id.to_string(),
+                ds_id: ds_id.to_string(),
+                key: key.to_string(),
+                status: "NOT_FOUND".into(),
+                status_reason: None,
+                updated_at_ms: now_ms(),
+            }),
+        )
     }
 
-    pub fn documents(&self, kb_id: &str, ds_id: &str, offset: usize, limit: usize) -> Result<Vec<DocumentRecord>> {
+    pub fn documents(
+        &self,
+        kb_id: &str,
+        ds_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<DocumentRecord>> {
         self.data_source(kb_id, ds_id)?;
         db::list_documents(&self.store, ds_id, offset, limit)
     }
 
     /// Removes documents and their chunks from the index.
-    pub fn delete_documents(&self, kb_id: &str, ds_id: &str, keys: &[String]) -> Result<Vec<DocumentRecord>> {
+    pub fn delete_documents(
+        &self,
+        kb_id: &str,
+        ds_id: &str,
+        keys: &[String],
+    ) -> Result<Vec<DocumentRecord>> {
         self.data_source(kb_id, ds_id)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -483,7 +515,9 @@ impl Knowledge {
 
     // ---------- index ----------
 
-    fn indexes_lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<VectorIndex>>>>> {
+    fn indexes_lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<VectorIndex>>>>> {
         self.indexes
             .lock()
             .map_err(|_| Error::internal("the index registry lock was poisoned"))
@@ -536,7 +570,13 @@ impl Knowledge {
     }
 
     /// Embeds texts with the knowledge base's model, through the gateway.
-    async fn embed(&self, model: &str, texts: Vec<String>, api: &'static str, request_id: &str) -> Result<Vec<Vec<f32>>> {
+    async fn embed(
+        &self,
+        model: &str,
+        texts: Vec<String>,
+        api: &'static str,
+        request_id: &str,
+    ) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(64) {
             let resp = self
@@ -577,15 +617,27 @@ impl Knowledge {
 
     /// Searches a knowledge base. Returns one page of results and whether more
     /// follow.
-    pub async fn retrieve(&self, kb_id: &str, q: &RetrieveQuery, request_id: &str) -> Result<(Vec<Retrieved>, bool)> {
+    pub async fn retrieve(
+        &self,
+        kb_id: &str,
+        q: &RetrieveQuery,
+        request_id: &str,
+    ) -> Result<(Vec<Retrieved>, bool)> {
         let kb = self.knowledge_base(kb_id)?;
         if q.text.trim().is_empty() {
-            return Err(Error::validation("The retrieval query text must not be empty."));
+            return Err(Error::validation(
+                "The retrieval query text must not be empty.",
+            ));
         }
         let n = q.number_of_results.clamp(1, MAX_RESULTS);
         let want = q.offset + n + 1;
         let query_vec = self
-            .embed(&kb.embedding_model, vec![q.text.clone()], "Retrieve", request_id)
+            .embed(
+                &kb.embedding_model,
+                vec![q.text.clone()],
+                "Retrieve",
+                request_id,
+            )
             .await?
             .pop()
             .unwrap_or_default();
@@ -622,7 +674,10 @@ impl Knowledge {
                         .take(candidates)
                         .collect()
                 };
-                fuse(&semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(), &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+                fuse(
+                    &semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                    &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                )
             }
         };
         let page: Vec<(i64, f64)> = ranked.into_iter().skip(q.offset).take(n + 1).collect();
@@ -636,8 +691,14 @@ impl Knowledge {
             .into_iter()
             .map(|row| {
                 let mut metadata = row.metadata;
-                metadata.insert("x-amz-bedrock-kb-chunk-id".into(), Value::from(row.id.to_string()));
-                metadata.insert("x-amz-bedrock-kb-data-source-id".into(), Value::from(row.ds_id.clone()));
+                metadata.insert(
+                    "x-amz-bedrock-kb-chunk-id".into(),
+                    Value::from(row.id.to_string()),
+                );
+                metadata.insert(
+                    "x-amz-bedrock-kb-data-source-id".into(),
+                    Value::from(row.ds_id.clone()),
+                );
                 Retrieved {
                     chunk_id: row.id,
                     text: row.parent_text.unwrap_or(row.text),
@@ -671,8 +732,8 @@ const STOPWORDS: &[&str] = &[
     "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if",
     "in", "into", "is", "it", "its", "may", "me", "my", "no", "not", "of", "on", "or", "our",
     "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there",
-    "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where",
-    "which", "who", "why", "will", "with", "would", "you", "your",
+    "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which",
+    "who", "why", "will", "with", "would", "you", "your",
 ];
 
 /// An FTS5 query matching any of the text's terms (each quoted, so user text
@@ -685,8 +746,15 @@ fn fts_query(text: &str) -> String {
         .map(str::to_lowercase)
         .filter(|t| seen.insert(t.clone()))
         .collect();
-    let content: Vec<&String> = terms.iter().filter(|t| !STOPWORDS.contains(&t.as_str())).collect();
-    let chosen: Vec<&String> = if content.is_empty() { terms.iter().collect() } else { content };
+    let content: Vec<&String> = terms
+        .iter()
+        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .collect();
+    let chosen: Vec<&String> = if content.is_empty() {
+        terms.iter().collect()
+    } else {
+        content
+    };
     chosen
         .iter()
         .map(|t| format!("\"{t}\""))
@@ -716,7 +784,11 @@ mod tests {
     fn fts_queries_quote_terms_and_drop_syntax() {
         assert_eq!(fts_query("What is NEAR(a b)? a*"), "\"near\" OR \"b\"");
         assert_eq!(fts_query("  ?? "), "");
-        assert_eq!(fts_query("to be or not"), "\"to\" OR \"be\" OR \"or\" OR \"not\"", "only stopwords: keep them");
+        assert_eq!(
+            fts_query("to be or not"),
+            "\"to\" OR \"be\" OR \"or\" OR \"not\"",
+            "only stopwords: keep them"
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub struct KnowledgeBase {
 pub enum SourceKind {
     /// An S3 bucket, which the config resolves to a local directory; only keys
     /// under one of `prefixes` (all when empty) are ingested.
-    S3 { bucket: String, prefixes: Vec<String> },
+    S3 {
+        bucket: String,
+        prefixes: Vec<String>,
+    },
     /// Documents pushed with IngestKnowledgeBaseDocuments.
     Custom,
 }
@@ -148,8 +151,12 @@ pub enum SearchType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Location {
     /// `s3://bucket/key`
-    S3 { uri: String },
-    Custom { id: String },
+    S3 {
+        uri: String,
+    },
+    Custom {
+        id: String,
+    },
 }
 
 /// One retrieved chunk.

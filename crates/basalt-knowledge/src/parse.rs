@@ -42,10 +42,7 @@ pub fn is_supported(file_name: &str) -> bool {
 
 /// The lower-cased extension of the file's base name; empty when it has none.
 fn extension(file_name: &str) -> String {
-    let base = file_name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(file_name);
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
     base.rsplit_once('.')
         .map_or_else(String::new, |(_, ext)| ext.to_ascii_lowercase())
 }

@@ -50,7 +50,13 @@ fn render_results(results: &[Retrieved]) -> String {
     results
         .iter()
         .enumerate()
-        .map(|(i, r)| format!("<search_result index=\"{}\">\n{}\n</search_result>", i + 1, r.text.trim()))
+        .map(|(i, r)| {
+            format!(
+                "<search_result index=\"{}\">\n{}\n</search_result>",
+                i + 1,
+                r.text.trim()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -83,7 +89,11 @@ fn answer_parts(text: &str) -> Vec<(usize, usize)> {
 }
 
 impl Knowledge {
-    pub async fn retrieve_and_generate(self: &Arc<Self>, req: RagRequest, request_id: &str) -> Result<RagResponse> {
+    pub async fn retrieve_and_generate(
+        self: &Arc<Self>,
+        req: RagRequest,
+        request_id: &str,
+    ) -> Result<RagResponse> {
         if req.query.trim().is_empty() {
             return Err(Error::validation("input.text must not be empty."));
         }
@@ -93,12 +103,17 @@ impl Knowledge {
                 let (store, sid) = (self.store().clone(), id.clone());
                 blocking(move || db::get_session(&store, &sid))
                     .await?
-                    .ok_or_else(|| Error::not_found(format!("The session {id} does not exist or has expired.")))?
+                    .ok_or_else(|| {
+                        Error::not_found(format!("The session {id} does not exist or has expired."))
+                    })?
             }
         };
         let kb = self.knowledge_base(&req.kb_id)?;
         let (results, _) = self.retrieve(&kb.id, &req.retrieval, request_id).await?;
-        let template = req.prompt_template.as_deref().unwrap_or(DEFAULT_PROMPT_TEMPLATE);
+        let template = req
+            .prompt_template
+            .as_deref()
+            .unwrap_or(DEFAULT_PROMPT_TEMPLATE);
         let system = template
             .replace("$search_results$", &render_results(&results))
             .replace("$output_format_instructions$", "")
@@ -128,7 +143,10 @@ impl Knowledge {
             .await?;
         let text = answer.text.trim().to_string();
         let citations = self.cite(&kb, &text, &results, request_id).await?;
-        let session_id = req.session_id.clone().unwrap_or_else(|| new_id().to_lowercase());
+        let session_id = req
+            .session_id
+            .clone()
+            .unwrap_or_else(|| new_id().to_lowercase());
         let mut turns = history;
         turns.push((req.query, text.clone()));
         let (store, sid) = (self.store().clone(), session_id.clone());
@@ -154,9 +172,17 @@ impl Knowledge {
             return Ok(Vec::new());
         }
         let chars: Vec<char> = text.chars().collect();
-        let part_texts: Vec<String> = parts.iter().map(|(s, e)| chars[*s..*e].iter().collect()).collect();
+        let part_texts: Vec<String> = parts
+            .iter()
+            .map(|(s, e)| chars[*s..*e].iter().collect())
+            .collect();
         let part_vecs = self
-            .embed(&kb.embedding_model, part_texts.clone(), "RetrieveAndGenerate", request_id)
+            .embed(
+                &kb.embedding_model,
+                part_texts.clone(),
+                "RetrieveAndGenerate",
+                request_id,
+            )
             .await?;
         let idx = self.index(kb).await?;
         let idx = idx
@@ -193,7 +219,10 @@ mod tests {
         let t = "Café is open. It closes at 9!\nDone";
         let parts = answer_parts(t);
         let chars: Vec<char> = t.chars().collect();
-        let texts: Vec<String> = parts.iter().map(|(s, e)| chars[*s..*e].iter().collect()).collect();
+        let texts: Vec<String> = parts
+            .iter()
+            .map(|(s, e)| chars[*s..*e].iter().collect())
+            .collect();
         assert_eq!(texts, vec!["Café is open.", "It closes at 9!", "Done"]);
     }
 }

@@ -122,9 +122,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConvertErro
 /// tensors an embedding model does not use (pooler, MLM head, position ids).
 fn gguf_name(hf: &str) -> Option<String> {
     let name = hf.strip_prefix("bert.").unwrap_or(hf);
-    let name = name
-        .replace(".gamma", ".weight")
-        .replace(".beta", ".bias");
+    let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
     let fixed = match name.as_str() {
         "embeddings.word_embeddings.weight" => Some("token_embd.weight"),
         "embeddings.token_type_embeddings.weight" => Some("token_types.weight"),
@@ -189,7 +187,10 @@ pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), Conve
         }
     };
     // llama.cpp pooling types: 1 = mean, 2 = CLS.
-    let pooling_type = match (pooling.pooling_mode_mean_tokens, pooling.pooling_mode_cls_token) {
+    let pooling_type = match (
+        pooling.pooling_mode_mean_tokens,
+        pooling.pooling_mode_cls_token,
+    ) {
         (true, false) => 1,
         (false, true) => 2,
         _ => {
@@ -233,11 +234,26 @@ pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), Conve
             ),
         ),
         ("general.alignment".into(), Value::U32(ALIGNMENT as u32)),
-        (format!("{arch}.context_length"), Value::U32(config.max_position_embeddings)),
-        (format!("{arch}.embedding_length"), Value::U32(config.hidden_size)),
-        (format!("{arch}.feed_forward_length"), Value::U32(config.intermediate_size)),
-        (format!("{arch}.block_count"), Value::U32(config.num_hidden_layers)),
-        (format!("{arch}.attention.head_count"), Value::U32(config.num_attention_heads)),
+        (
+            format!("{arch}.context_length"),
+            Value::U32(config.max_position_embeddings),
+        ),
+        (
+            format!("{arch}.embedding_length"),
+            Value::U32(config.hidden_size),
+        ),
+        (
+            format!("{arch}.feed_forward_length"),
+            Value::U32(config.intermediate_size),
+        ),
+        (
+            format!("{arch}.block_count"),
+            Value::U32(config.num_hidden_layers),
+        ),
+        (
+            format!("{arch}.attention.head_count"),
+            Value::U32(config.num_attention_heads),
+        ),
         (
             format!("{arch}.attention.layer_norm_epsilon"),
             Value::F32(config.layer_norm_eps),
@@ -247,12 +263,30 @@ pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), Conve
         ("tokenizer.ggml.model".into(), Value::Str("bert".into())),
         ("tokenizer.ggml.tokens".into(), Value::Strings(tokens)),
         ("tokenizer.ggml.token_type".into(), Value::I32s(types)),
-        ("tokenizer.ggml.token_type_count".into(), Value::U32(config.type_vocab_size)),
-        ("tokenizer.ggml.bos_token_id".into(), Value::U32(token_id("[CLS]")?)),
-        ("tokenizer.ggml.seperator_token_id".into(), Value::U32(token_id("[SEP]")?)),
-        ("tokenizer.ggml.unknown_token_id".into(), Value::U32(token_id("[UNK]")?)),
-        ("tokenizer.ggml.padding_token_id".into(), Value::U32(token_id("[PAD]")?)),
-        ("tokenizer.ggml.mask_token_id".into(), Value::U32(token_id("[MASK]")?)),
+        (
+            "tokenizer.ggml.token_type_count".into(),
+            Value::U32(config.type_vocab_size),
+        ),
+        (
+            "tokenizer.ggml.bos_token_id".into(),
+            Value::U32(token_id("[CLS]")?),
+        ),
+        (
+            "tokenizer.ggml.seperator_token_id".into(),
+            Value::U32(token_id("[SEP]")?),
+        ),
+        (
+            "tokenizer.ggml.unknown_token_id".into(),
+            Value::U32(token_id("[UNK]")?),
+        ),
+        (
+            "tokenizer.ggml.padding_token_id".into(),
+            Value::U32(token_id("[PAD]")?),
+        ),
+        (
+            "tokenizer.ggml.mask_token_id".into(),
+            Value::U32(token_id("[MASK]")?),
+        ),
         ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
         ("tokenizer.ggml.add_sep_token".into(), Value::Bool(true)),
         (
@@ -317,23 +351,20 @@ fn special_tokens(dir: &Path) -> Result<Vec<String>, ConvertError> {
             .to_vec());
     }
     let t: TokenizerJson = read_json(&path)?;
-    Ok(t
-        .added_tokens
+    Ok(t.added_tokens
         .into_iter()
         .filter(|a| a.special)
         .map(|a| a.content)
         .collect())
 }
 
-fn safetensors_tensors<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-) -> Result<Vec<Tensor<'a>>, ConvertError> {
+fn safetensors_tensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<Tensor<'a>>, ConvertError> {
     let header_len = bytes
         .get(..8)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_le_bytes)
-        .ok_or_else(|| invalid(path, "shorter than a safetensors header"))? as usize;
+        .ok_or_else(|| invalid(path, "shorter than a safetensors header"))?
+        as usize;
     let header = bytes
         .get(8..8 + header_len)
         .ok_or_else(|| invalid(path, "truncated safetensors header"))?;
@@ -365,7 +396,12 @@ fn safetensors_tensors<'a>(
         let slice = data
             .get(start..end)
             .filter(|s| s.len() as u64 == elements * width)
-            .ok_or_else(|| invalid(path, format!("{hf_name}: data offsets do not match its shape")))?;
+            .ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("{hf_name}: data offsets do not match its shape"),
+                )
+            })?;
         tensors.push(Tensor {
             name,
             dims: info.shape.iter().rev().copied().collect(),
@@ -419,7 +455,11 @@ fn padding(pos: usize) -> usize {
     (ALIGNMENT - pos % ALIGNMENT) % ALIGNMENT
 }
 
-fn write_gguf(out: &Path, meta: &[(String, Value)], tensors: &[Tensor<'_>]) -> Result<(), ConvertError> {
+fn write_gguf(
+    out: &Path,
+    meta: &[(String, Value)],
+    tensors: &[Tensor<'_>],
+) -> Result<(), ConvertError> {
     let file = std::fs::File::create(out).map_err(io(out))?;
     let mut w = CountingWriter {
         inner: BufWriter::new(file),
@@ -525,7 +565,11 @@ mod tests {
             r#"{"pooling_mode_mean_tokens":true,"pooling_mode_cls_token":false}"#,
         )
         .unwrap();
-        std::fs::write(dir.join("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\n").unwrap();
+        std::fs::write(
+            dir.join("vocab.txt"),
+            "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\n",
+        )
+        .unwrap();
         let mut shapes: Vec<(String, Vec<u64>)> = vec![
             ("embeddings.word_embeddings.weight".into(), vec![7, 4]),
             ("embeddings.token_type_embeddings.weight".into(), vec![2, 4]),
@@ -601,10 +645,7 @@ mod tests {
             infos.push((name, dims, ty, off));
         }
         let data_start = r.at + padding(r.at);
-        let (_, dims, ty, off) = infos
-            .iter()
-            .find(|i| i.0 == "blk.0.ffn_up.weight")
-            .unwrap();
+        let (_, dims, ty, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
         assert_eq!((dims.as_slice(), *ty), (&[4u64, 8][..], GGML_F32));
         assert_eq!(off % ALIGNMENT as u64, 0);
         let at = data_start + *off as usize;
@@ -653,7 +694,10 @@ mod tests {
             if ty == T_ARRAY {
                 let inner = self.u32();
                 let n = self.u64();
-                (0..n).map(|_| self.scalar(inner)).collect::<Vec<_>>().join(",")
+                (0..n)
+                    .map(|_| self.scalar(inner))
+                    .collect::<Vec<_>>()
+                    .join(",")
             } else {
                 self.scalar(ty)
             }

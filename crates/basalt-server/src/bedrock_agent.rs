@@ -40,8 +40,13 @@ fn accepted(v: Value) -> Response {
 fn check_name(name: &str, what: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -105,7 +110,10 @@ struct KnowledgeBaseBody {
     knowledge_base_configuration: Value,
     storage_configuration: Option<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "idempotency tokens are accepted; creates are not deduplicated yet")]
+    #[expect(
+        dead_code,
+        reason = "idempotency tokens are accepted; creates are not deduplicated yet"
+    )]
     client_token: Option<String>,
     tags: Option<Value>,
     metadata_configurations: Option<Value>,
@@ -240,7 +248,11 @@ pub(crate) async fn list_knowledge_bases(
             v
         })
         .collect();
-    Ok(Json(with_next(json!({ "knowledgeBaseSummaries": summaries }), next)).into_response())
+    Ok(Json(with_next(
+        json!({ "knowledgeBaseSummaries": summaries }),
+        next,
+    ))
+    .into_response())
 }
 
 pub(crate) async fn update_knowledge_base(
@@ -249,7 +261,9 @@ pub(crate) async fn update_knowledge_base(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: KnowledgeBaseBody = parse_json(&body)?;
-    let kb = state.knowledge.update_knowledge_base(&id, body.into_new()?)?;
+    let kb = state
+        .knowledge
+        .update_knowledge_base(&id, body.into_new()?)?;
     Ok(accepted(json!({ "knowledgeBase": kb_json(&state, &kb) })))
 }
 
@@ -258,7 +272,9 @@ pub(crate) async fn delete_knowledge_base(
     Path(id): Path<String>,
 ) -> Result<Response, AwsError> {
     let kb = state.knowledge.delete_knowledge_base(&id)?;
-    Ok(accepted(json!({ "knowledgeBaseId": kb.id, "status": kb.status })))
+    Ok(accepted(
+        json!({ "knowledgeBaseId": kb.id, "status": kb.status }),
+    ))
 }
 
 // ---------- data sources ----------
@@ -273,7 +289,10 @@ struct DataSourceBody {
     vector_ingestion_configuration: Option<Value>,
     server_side_encryption_configuration: Option<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "idempotency tokens are accepted; creates are not deduplicated yet")]
+    #[expect(
+        dead_code,
+        reason = "idempotency tokens are accepted; creates are not deduplicated yet"
+    )]
     client_token: Option<String>,
 }
 
@@ -283,7 +302,9 @@ fn int_field(v: &Value, path: &str, min: i64, max: i64) -> Result<u32, Error> {
         .pointer(path)
         .ok_or_else(|| Error::validation(format!("chunkingConfiguration.{name} is required.")))?
         .as_i64()
-        .ok_or_else(|| Error::validation(format!("chunkingConfiguration.{name} must be an integer.")))?;
+        .ok_or_else(|| {
+            Error::validation(format!("chunkingConfiguration.{name} must be an integer."))
+        })?;
     if !(min..=max).contains(&n) {
         return Err(Error::validation(format!(
             "chunkingConfiguration.{name} must be between {min} and {max}, got {n}."
@@ -300,7 +321,12 @@ fn chunking(v: Option<&Value>) -> Result<Chunking, Error> {
     match c.get("chunkingStrategy").and_then(Value::as_str) {
         Some("FIXED_SIZE") => Ok(Chunking::FixedSize {
             max_tokens: int_field(c, "/fixedSizeChunkingConfiguration/maxTokens", 1, 8192)?,
-            overlap_percentage: int_field(c, "/fixedSizeChunkingConfiguration/overlapPercentage", 1, 99)?,
+            overlap_percentage: int_field(
+                c,
+                "/fixedSizeChunkingConfiguration/overlapPercentage",
+                1,
+                99,
+            )?,
         }),
         Some("HIERARCHICAL") => {
             let levels = c
@@ -322,7 +348,12 @@ fn chunking(v: Option<&Value>) -> Result<Chunking, Error> {
             Ok(Chunking::Hierarchical {
                 parent_max_tokens: parent,
                 child_max_tokens: child,
-                overlap_tokens: int_field(c, "/hierarchicalChunkingConfiguration/overlapTokens", 1, i64::from(child.saturating_sub(1).max(1)))?,
+                overlap_tokens: int_field(
+                    c,
+                    "/hierarchicalChunkingConfiguration/overlapTokens",
+                    1,
+                    i64::from(child.saturating_sub(1).max(1)),
+                )?,
             })
         }
         Some("SEMANTIC") => Ok(Chunking::Semantic {
@@ -339,7 +370,9 @@ fn chunking(v: Option<&Value>) -> Result<Chunking, Error> {
         Some(other) => Err(Error::validation(format!(
             "chunkingStrategy must be FIXED_SIZE, HIERARCHICAL, SEMANTIC or NONE, got {other}."
         ))),
-        None => Err(Error::validation("chunkingConfiguration.chunkingStrategy is required.")),
+        None => Err(Error::validation(
+            "chunkingConfiguration.chunkingStrategy is required.",
+        )),
     }
 }
 
@@ -385,7 +418,11 @@ impl DataSourceBody {
         let source = source_kind(&self.data_source_configuration)?;
         let vic = self.vector_ingestion_configuration.as_ref();
         if let Some(v) = vic {
-            for unsupported in ["customTransformationConfiguration", "parsingConfiguration", "contextEnrichmentConfiguration"] {
+            for unsupported in [
+                "customTransformationConfiguration",
+                "parsingConfiguration",
+                "contextEnrichmentConfiguration",
+            ] {
                 if v.get(unsupported).is_some() {
                     return Err(Error::validation(format!(
                         "vectorIngestionConfiguration.{unsupported} is not supported by basalt."
@@ -442,7 +479,10 @@ fn ds_json(ds: &DataSource) -> Value {
     if let Some(d) = &ds.description {
         v["description"] = Value::from(d.clone());
     }
-    for key in ["vectorIngestionConfiguration", "serverSideEncryptionConfiguration"] {
+    for key in [
+        "vectorIngestionConfiguration",
+        "serverSideEncryptionConfiguration",
+    ] {
         if let Some(s) = ds.echo.get(key) {
             v[key] = s.clone();
         }
@@ -456,7 +496,9 @@ pub(crate) async fn create_data_source(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: DataSourceBody = parse_json(&body)?;
-    let ds = state.knowledge.create_data_source(&kb_id, body.into_new()?)?;
+    let ds = state
+        .knowledge
+        .create_data_source(&kb_id, body.into_new()?)?;
     Ok(Json(json!({ "dataSource": ds_json(&ds) })).into_response())
 }
 
@@ -498,7 +540,9 @@ pub(crate) async fn update_data_source(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: DataSourceBody = parse_json(&body)?;
-    let ds = state.knowledge.update_data_source(&kb_id, &id, body.into_new()?)?;
+    let ds = state
+        .knowledge
+        .update_data_source(&kb_id, &id, body.into_new()?)?;
     Ok(Json(json!({ "dataSource": ds_json(&ds) })).into_response())
 }
 
@@ -507,7 +551,9 @@ pub(crate) async fn delete_data_source(
     Path((kb_id, id)): Path<(String, String)>,
 ) -> Result<Response, AwsError> {
     let ds = state.knowledge.delete_data_source(&kb_id, &id)?;
-    Ok(accepted(json!({ "knowledgeBaseId": ds.kb_id, "dataSourceId": ds.id, "status": ds.status })))
+    Ok(accepted(
+        json!({ "knowledgeBaseId": ds.kb_id, "dataSourceId": ds.id, "status": ds.status }),
+    ))
 }
 
 // ---------- ingestion jobs ----------
@@ -550,7 +596,10 @@ fn job_json(job: &IngestionJob) -> Value {
 struct StartJobBody {
     description: Option<String>,
     #[serde(default)]
-    #[expect(dead_code, reason = "idempotency tokens are accepted; starts are not deduplicated yet")]
+    #[expect(
+        dead_code,
+        reason = "idempotency tokens are accepted; starts are not deduplicated yet"
+    )]
     client_token: Option<String>,
 }
 
@@ -559,7 +608,11 @@ pub(crate) async fn start_ingestion_job(
     Path((kb_id, ds_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let body: StartJobBody = if body.is_empty() { StartJobBody::default() } else { parse_json(&body)? };
+    let body: StartJobBody = if body.is_empty() {
+        StartJobBody::default()
+    } else {
+        parse_json(&body)?
+    };
     check_description(body.description.as_ref())?;
     let job = state
         .knowledge
@@ -602,7 +655,11 @@ pub(crate) async fn list_ingestion_jobs(
     Path((kb_id, ds_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let b: ListJobsBody = if body.is_empty() { ListJobsBody::default() } else { parse_json(&body)? };
+    let b: ListJobsBody = if body.is_empty() {
+        ListJobsBody::default()
+    } else {
+        parse_json(&body)?
+    };
     let (offset, size) = page(b.max_results, b.next_token.as_deref())?;
     let mut jobs = state.knowledge.ingestion_jobs(&kb_id, &ds_id)?;
     if let Some(filters) = &b.filters {
@@ -610,7 +667,10 @@ pub(crate) async fn list_ingestion_jobs(
             return Err(Error::validation("filters takes exactly 1 filter.").into());
         };
         if f.attribute != "STATUS" || f.operator != "EQ" {
-            return Err(Error::validation("Only the filter attribute STATUS with operator EQ is supported.").into());
+            return Err(Error::validation(
+                "Only the filter attribute STATUS with operator EQ is supported.",
+            )
+            .into());
         }
         jobs.retain(|j| f.values.contains(&j.status));
     }
@@ -618,17 +678,31 @@ pub(crate) async fn list_ingestion_jobs(
         match sort.attribute.as_str() {
             "STATUS" => jobs.sort_by(|a, b| a.status.cmp(&b.status)),
             "STARTED_AT" => jobs.sort_by_key(|j| j.started_at_ms),
-            other => return Err(Error::validation(format!("sortBy.attribute {other} is not STATUS or STARTED_AT.")).into()),
+            other => {
+                return Err(Error::validation(format!(
+                    "sortBy.attribute {other} is not STATUS or STARTED_AT."
+                ))
+                .into())
+            }
         }
         match sort.order.as_str() {
             "ASCENDING" => {}
             "DESCENDING" => jobs.reverse(),
-            other => return Err(Error::validation(format!("sortBy.order {other} is not ASCENDING or DESCENDING.")).into()),
+            other => {
+                return Err(Error::validation(format!(
+                    "sortBy.order {other} is not ASCENDING or DESCENDING."
+                ))
+                .into())
+            }
         }
     }
     let (items, next) = paged(jobs, offset, size);
     let summaries: Vec<Value> = items.iter().map(job_json).collect();
-    Ok(Json(with_next(json!({ "ingestionJobSummaries": summaries }), next)).into_response())
+    Ok(Json(with_next(
+        json!({ "ingestionJobSummaries": summaries }),
+        next,
+    ))
+    .into_response())
 }
 
 // ---------- documents (CUSTOM data sources) ----------
@@ -671,8 +745,12 @@ fn metadata_attributes(v: Option<&Value>) -> Result<Map<String, Value>, Error> {
             .get("key")
             .and_then(Value::as_str)
             .filter(|k| !k.is_empty() && k.len() <= 200)
-            .ok_or_else(|| Error::validation("Every inline attribute needs a key of 1-200 characters."))?;
-        let value = a.get("value").ok_or_else(|| Error::validation(format!("attribute {key}: value is required.")))?;
+            .ok_or_else(|| {
+                Error::validation("Every inline attribute needs a key of 1-200 characters.")
+            })?;
+        let value = a
+            .get("value")
+            .ok_or_else(|| Error::validation(format!("attribute {key}: value is required.")))?;
         let typed = match value.get("type").and_then(Value::as_str) {
             Some("STRING") => value.get("stringValue"),
             Some("NUMBER") => value.get("numberValue"),
@@ -680,39 +758,58 @@ fn metadata_attributes(v: Option<&Value>) -> Result<Map<String, Value>, Error> {
             Some("STRING_LIST") => value.get("stringListValue"),
             _ => None,
         }
-        .ok_or_else(|| Error::validation(format!("attribute {key}: value needs a type and the matching field.")))?;
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "attribute {key}: value needs a type and the matching field."
+            ))
+        })?;
         out.insert(key.to_string(), typed.clone());
     }
     Ok(out)
 }
 
 fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
-    let content = d.get("content").ok_or_else(|| Error::validation("Every document needs content."))?;
+    let content = d
+        .get("content")
+        .ok_or_else(|| Error::validation("Every document needs content."))?;
     if content.get("dataSourceType").and_then(Value::as_str) != Some("CUSTOM") {
         return Err(Error::validation(
             "content.dataSourceType must be CUSTOM (documents of S3 data sources are synced with StartIngestionJob).",
         ));
     }
-    let custom = content.get("custom").ok_or_else(|| Error::validation("content.custom is required."))?;
+    let custom = content
+        .get("custom")
+        .ok_or_else(|| Error::validation("content.custom is required."))?;
     let id = custom
         .pointer("/customDocumentIdentifier/id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty() && id.len() <= 2048)
-        .ok_or_else(|| Error::validation("custom.customDocumentIdentifier.id (1-2048 characters) is required."))?;
+        .ok_or_else(|| {
+            Error::validation("custom.customDocumentIdentifier.id (1-2048 characters) is required.")
+        })?;
     if custom.get("sourceType").and_then(Value::as_str) != Some("IN_LINE") {
-        return Err(Error::validation("custom.sourceType must be IN_LINE (S3_LOCATION is not supported)."));
+        return Err(Error::validation(
+            "custom.sourceType must be IN_LINE (S3_LOCATION is not supported).",
+        ));
     }
-    let inline = custom.get("inlineContent").ok_or_else(|| Error::validation("custom.inlineContent is required."))?;
+    let inline = custom
+        .get("inlineContent")
+        .ok_or_else(|| Error::validation("custom.inlineContent is required."))?;
     let text = match inline.get("type").and_then(Value::as_str) {
         Some("TEXT") => inline
             .pointer("/textContent/data")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::validation("inlineContent.textContent.data is required and non-empty."))?
+            .ok_or_else(|| {
+                Error::validation("inlineContent.textContent.data is required and non-empty.")
+            })?
             .to_string(),
         Some("BYTE") => {
             use base64::Engine as _;
-            let mime = inline.pointer("/byteContent/mimeType").and_then(Value::as_str).unwrap_or("");
+            let mime = inline
+                .pointer("/byteContent/mimeType")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let data = inline
                 .pointer("/byteContent/data")
                 .and_then(Value::as_str)
@@ -727,12 +824,20 @@ fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
                 "text/csv" => "csv",
                 "application/json" => "json",
                 "application/pdf" => "pdf",
-                other => return Err(Error::validation(format!("byteContent.mimeType {other:?} is not supported."))),
+                other => {
+                    return Err(Error::validation(format!(
+                        "byteContent.mimeType {other:?} is not supported."
+                    )))
+                }
             };
             basalt_knowledge::parse::parse_document(&format!("inline.{ext}"), &bytes)
                 .map_err(|e| Error::validation(format!("document {id}: {e}")))?
         }
-        _ => return Err(Error::validation("inlineContent.type must be TEXT or BYTE.")),
+        _ => {
+            return Err(Error::validation(
+                "inlineContent.type must be TEXT or BYTE.",
+            ))
+        }
     };
     Ok(InlineDocument {
         id: id.to_string(),
@@ -760,9 +865,15 @@ pub(crate) async fn ingest_documents(
     if !(1..=10).contains(&body.documents.len()) {
         return Err(Error::validation("documents takes 1 to 10 documents.").into());
     }
-    let docs = body.documents.iter().map(inline_document).collect::<Result<Vec<_>, _>>()?;
+    let docs = body
+        .documents
+        .iter()
+        .map(inline_document)
+        .collect::<Result<Vec<_>, _>>()?;
     let knowledge = Arc::clone(&state.knowledge);
-    let details = knowledge.ingest_documents(&kb_id, &ds_id, docs, &rid.0).await?;
+    let details = knowledge
+        .ingest_documents(&kb_id, &ds_id, docs, &rid.0)
+        .await?;
     let details: Vec<Value> = details.iter().map(|d| doc_json(d, "CUSTOM")).collect();
     Ok(accepted(json!({ "documentDetails": details })))
 }
@@ -780,7 +891,9 @@ struct DocIdsBody {
 /// source's bucket (the key is the path after the bucket).
 fn doc_keys(ids: &[Value]) -> Result<Vec<(String, &'static str)>, Error> {
     if !(1..=10).contains(&ids.len()) {
-        return Err(Error::validation("documentIdentifiers takes 1 to 10 identifiers."));
+        return Err(Error::validation(
+            "documentIdentifiers takes 1 to 10 identifiers.",
+        ));
     }
     ids.iter()
         .map(|i| match i.get("dataSourceType").and_then(Value::as_str) {
@@ -810,7 +923,10 @@ pub(crate) async fn get_documents(
     state.knowledge.data_source(&kb_id, &ds_id)?;
     let mut details = Vec::new();
     for (key, kind) in doc_keys(&body.document_identifiers)? {
-        details.push(doc_json(&state.knowledge.document(&kb_id, &ds_id, &key)?, kind));
+        details.push(doc_json(
+            &state.knowledge.document(&kb_id, &ds_id, &key)?,
+            kind,
+        ));
     }
     Ok(Json(json!({ "documentDetails": details })).into_response())
 }
@@ -823,8 +939,14 @@ pub(crate) async fn list_documents(
     let b = list_body(&body)?;
     let (offset, size) = page(b.max_results, b.next_token.as_deref())?;
     let ds = state.knowledge.data_source(&kb_id, &ds_id)?;
-    let kind = if matches!(ds.source, SourceKind::S3 { .. }) { "S3" } else { "CUSTOM" };
-    let docs = state.knowledge.documents(&kb_id, &ds_id, offset, size + 1)?;
+    let kind = if matches!(ds.source, SourceKind::S3 { .. }) {
+        "S3"
+    } else {
+        "CUSTOM"
+    };
+    let docs = state
+        .knowledge
+        .documents(&kb_id, &ds_id, offset, size + 1)?;
     let more = docs.len() > size;
     let details: Vec<Value> = docs.iter().take(size).map(|d| doc_json(d, kind)).collect();
     let next = more.then(|| (offset + size).to_string());
@@ -840,7 +962,11 @@ pub(crate) async fn delete_documents(
     let keys = doc_keys(&body.document_identifiers)?;
     let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
     let done = state.knowledge.delete_documents(&kb_id, &ds_id, &names)?;
-    let details: Vec<Value> = done.iter().zip(&keys).map(|(d, (_, kind))| doc_json(d, kind)).collect();
+    let details: Vec<Value> = done
+        .iter()
+        .zip(&keys)
+        .map(|(d, (_, kind))| doc_json(d, kind))
+        .collect();
     Ok(accepted(json!({ "documentDetails": details })))
 }
 
@@ -851,7 +977,10 @@ mod tests {
     #[test]
     fn chunking_limits_follow_botocore() {
         let c = |v: Value| chunking(Some(&v));
-        assert_eq!(c(json!({"chunkingStrategy": "NONE"})).unwrap(), Chunking::None);
+        assert_eq!(
+            c(json!({"chunkingStrategy": "NONE"})).unwrap(),
+            Chunking::None
+        );
         assert!(c(json!({"chunkingStrategy": "FIXED_SIZE", "fixedSizeChunkingConfiguration": {"maxTokens": 100, "overlapPercentage": 0}})).is_err());
         assert!(c(json!({"chunkingStrategy": "SEMANTIC", "semanticChunkingConfiguration": {"maxTokens": 100, "bufferSize": 2, "breakpointPercentileThreshold": 90}})).is_err());
         assert!(c(json!({"chunkingStrategy": "HIERARCHICAL", "hierarchicalChunkingConfiguration": {"levelConfigurations": [{"maxTokens": 100}], "overlapTokens": 10}})).is_err());

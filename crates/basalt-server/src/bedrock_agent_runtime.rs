@@ -26,10 +26,9 @@ pub(crate) fn parse_filter(v: &Value) -> Result<Filter, Error> {
         .next()
         .ok_or_else(|| Error::validation("A retrieval filter must have exactly one operator."))?;
     let combine = |arg: &Value| -> Result<Vec<Filter>, Error> {
-        let items = arg
-            .as_array()
-            .filter(|a| a.len() >= 2)
-            .ok_or_else(|| Error::validation(format!("{op} takes a list of at least 2 filters.")))?;
+        let items = arg.as_array().filter(|a| a.len() >= 2).ok_or_else(|| {
+            Error::validation(format!("{op} takes a list of at least 2 filters."))
+        })?;
         items.iter().map(parse_filter).collect()
     };
     if op == "andAll" {
@@ -73,32 +72,64 @@ pub(crate) fn parse_filter(v: &Value) -> Result<Filter, Error> {
         "startsWith" => Filter::StartsWith(key, string(&value)?),
         "listContains" => Filter::ListContains(key, value),
         "stringContains" => Filter::StringContains(key, string(&value)?),
-        other => return Err(Error::validation(format!("Unknown retrieval filter operator {other}."))),
+        other => {
+            return Err(Error::validation(format!(
+                "Unknown retrieval filter operator {other}."
+            )))
+        }
     })
 }
 
 /// Reads a KnowledgeBaseRetrievalConfiguration into a query.
-fn retrieve_query(text: String, config: Option<&Value>, next_token: Option<&str>) -> Result<RetrieveQuery, Error> {
+fn retrieve_query(
+    text: String,
+    config: Option<&Value>,
+    next_token: Option<&str>,
+) -> Result<RetrieveQuery, Error> {
     let vector = config.and_then(|c| c.get("vectorSearchConfiguration"));
     let n = match vector.and_then(|v| v.get("numberOfResults")) {
         None => 5,
         Some(v) => match v.as_i64() {
             Some(n) if (1..=100).contains(&n) => n as usize,
-            _ => return Err(Error::validation("numberOfResults must be an integer from 1 to 100.")),
+            _ => {
+                return Err(Error::validation(
+                    "numberOfResults must be an integer from 1 to 100.",
+                ))
+            }
         },
     };
-    let search_type = match vector.and_then(|v| v.get("overrideSearchType")).and_then(Value::as_str) {
+    let search_type = match vector
+        .and_then(|v| v.get("overrideSearchType"))
+        .and_then(Value::as_str)
+    {
         None | Some("SEMANTIC") => SearchType::Semantic,
         Some("HYBRID") => SearchType::Hybrid,
-        Some(other) => return Err(Error::validation(format!("overrideSearchType must be HYBRID or SEMANTIC, got {other}."))),
+        Some(other) => {
+            return Err(Error::validation(format!(
+                "overrideSearchType must be HYBRID or SEMANTIC, got {other}."
+            )))
+        }
     };
-    if vector.and_then(|v| v.get("rerankingConfiguration")).is_some() {
-        return Err(Error::validation("rerankingConfiguration is not supported by basalt yet."));
+    if vector
+        .and_then(|v| v.get("rerankingConfiguration"))
+        .is_some()
+    {
+        return Err(Error::validation(
+            "rerankingConfiguration is not supported by basalt yet.",
+        ));
     }
-    if vector.and_then(|v| v.get("implicitFilterConfiguration")).is_some() {
-        return Err(Error::validation("implicitFilterConfiguration is not supported by basalt."));
+    if vector
+        .and_then(|v| v.get("implicitFilterConfiguration"))
+        .is_some()
+    {
+        return Err(Error::validation(
+            "implicitFilterConfiguration is not supported by basalt.",
+        ));
     }
-    let filter = vector.and_then(|v| v.get("filter")).map(parse_filter).transpose()?;
+    let filter = vector
+        .and_then(|v| v.get("filter"))
+        .map(parse_filter)
+        .transpose()?;
     let offset = match next_token {
         None => 0,
         Some(t) => t
@@ -117,7 +148,9 @@ fn retrieve_query(text: String, config: Option<&Value>, next_token: Option<&str>
 fn location_json(l: &Location) -> Value {
     match l {
         Location::S3 { uri } => json!({ "type": "S3", "s3Location": { "uri": uri } }),
-        Location::Custom { id } => json!({ "type": "CUSTOM", "customDocumentLocation": { "id": id } }),
+        Location::Custom { id } => {
+            json!({ "type": "CUSTOM", "customDocumentLocation": { "id": id } })
+        }
     }
 }
 
@@ -173,9 +206,15 @@ pub(crate) async fn retrieve(
         .and_then(Value::as_str)
         .ok_or_else(|| Error::validation("retrievalQuery.text is required."))?;
     if text.chars().count() > 20_000 {
-        return Err(Error::validation("retrievalQuery.text is longer than 20000 characters.").into());
+        return Err(
+            Error::validation("retrievalQuery.text is longer than 20000 characters.").into(),
+        );
     }
-    let q = retrieve_query(text.to_string(), body.retrieval_configuration.as_ref(), body.next_token.as_deref())?;
+    let q = retrieve_query(
+        text.to_string(),
+        body.retrieval_configuration.as_ref(),
+        body.next_token.as_deref(),
+    )?;
     let (results, more) = state.knowledge.retrieve(kb_id(&raw_id), &q, &rid.0).await?;
     let mut out = json!({
         "retrievalResults": results.iter().map(result_json).collect::<Vec<_>>(),
@@ -204,7 +243,9 @@ fn text_inference(v: Option<&Value>) -> Result<InferenceConfig, Error> {
             None => Ok(None),
             Some(x) => match x.as_f64() {
                 Some(x) if (0.0..=1.0).contains(&x) => Ok(Some(x as f32)),
-                _ => Err(Error::validation(format!("textInferenceConfig.{name} must be between 0 and 1."))),
+                _ => Err(Error::validation(format!(
+                    "textInferenceConfig.{name} must be between 0 and 1."
+                ))),
             },
         }
     };
@@ -212,7 +253,11 @@ fn text_inference(v: Option<&Value>) -> Result<InferenceConfig, Error> {
         None => None,
         Some(x) => match x.as_u64() {
             Some(n) if (1..=65_536).contains(&n) => Some(n as u32),
-            _ => return Err(Error::validation("textInferenceConfig.maxTokens must be from 1 to 65536.")),
+            _ => {
+                return Err(Error::validation(
+                    "textInferenceConfig.maxTokens must be from 1 to 65536.",
+                ))
+            }
         },
     };
     let stop_sequences = match t.get("stopSequences") {
@@ -220,7 +265,9 @@ fn text_inference(v: Option<&Value>) -> Result<InferenceConfig, Error> {
         Some(s) => serde_json::from_value::<Vec<String>>(s.clone())
             .ok()
             .filter(|s| s.len() <= 4)
-            .ok_or_else(|| Error::validation("textInferenceConfig.stopSequences takes up to 4 strings."))?,
+            .ok_or_else(|| {
+                Error::validation("textInferenceConfig.stopSequences takes up to 4 strings.")
+            })?,
     };
     Ok(InferenceConfig {
         max_tokens,
@@ -239,7 +286,9 @@ pub(crate) async fn retrieve_and_generate(
 ) -> Result<Response, AwsError> {
     let body: RagBody = parse_json(&body)?;
     if body.session_configuration.is_some() {
-        return Err(Error::validation("sessionConfiguration (KMS) is not supported by basalt.").into());
+        return Err(
+            Error::validation("sessionConfiguration (KMS) is not supported by basalt.").into(),
+        );
     }
     let query = body
         .input
@@ -252,9 +301,14 @@ pub(crate) async fn retrieve_and_generate(
     }
     if let Some(sid) = &body.session_id {
         let ok = (2..=100).contains(&sid.len())
-            && sid.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+            && sid
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
         if !ok {
-            return Err(Error::validation("sessionId must be 2-100 characters of [0-9a-zA-Z._:-].").into());
+            return Err(Error::validation(
+                "sessionId must be 2-100 characters of [0-9a-zA-Z._:-].",
+            )
+            .into());
         }
     }
     let config = body
@@ -272,7 +326,9 @@ pub(crate) async fn retrieve_and_generate(
     let kb_id = kb
         .get("knowledgeBaseId")
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::validation("knowledgeBaseConfiguration.knowledgeBaseId is required."))?;
+        .ok_or_else(|| {
+            Error::validation("knowledgeBaseConfiguration.knowledgeBaseId is required.")
+        })?;
     let model = kb
         .get("modelArn")
         .and_then(Value::as_str)
@@ -280,7 +336,9 @@ pub(crate) async fn retrieve_and_generate(
     let generation = kb.get("generationConfiguration");
     guardrails_unsupported(generation.and_then(|g| g.get("guardrailConfiguration")))?;
     if kb.get("orchestrationConfiguration").is_some() {
-        return Err(Error::validation("orchestrationConfiguration is not supported by basalt.").into());
+        return Err(
+            Error::validation("orchestrationConfiguration is not supported by basalt.").into(),
+        );
     }
     let template = generation
         .and_then(|g| g.pointer("/promptTemplate/textPromptTemplate"))
@@ -288,7 +346,9 @@ pub(crate) async fn retrieve_and_generate(
         .map(str::to_string);
     if let Some(t) = &template {
         if t.is_empty() || t.chars().count() > 4000 {
-            return Err(Error::validation("textPromptTemplate must be 1 to 4000 characters.").into());
+            return Err(
+                Error::validation("textPromptTemplate must be 1 to 4000 characters.").into(),
+            );
         }
     }
     let inference = text_inference(generation.and_then(|g| g.get("inferenceConfig")))?;
@@ -337,10 +397,15 @@ mod tests {
             {"orAll": [{"greaterThan": {"key": "year", "value": 2020}}, {"in": {"key": "tag", "value": ["a", "b"]}}]}
         ]}))
         .unwrap();
-        let Filter::AndAll(parts) = f else { panic!("not andAll") };
+        let Filter::AndAll(parts) = f else {
+            panic!("not andAll")
+        };
         assert_eq!(parts.len(), 2);
         assert!(parse_filter(&json!({"andAll": [{"equals": {"key": "a", "value": 1}}]})).is_err());
-        assert!(parse_filter(&json!({"equals": {"key": "a", "value": 1}, "notEquals": {"key": "a", "value": 1}})).is_err());
+        assert!(parse_filter(
+            &json!({"equals": {"key": "a", "value": 1}, "notEquals": {"key": "a", "value": 1}})
+        )
+        .is_err());
         assert!(parse_filter(&json!({"greaterThan": {"key": "a", "value": "x"}})).is_err());
         assert!(parse_filter(&json!({"fuzzy": {"key": "a", "value": 1}})).is_err());
     }
@@ -348,6 +413,9 @@ mod tests {
     #[test]
     fn knowledge_base_ids_come_from_ids_or_arns() {
         assert_eq!(kb_id("ABCDEFGHIJ"), "ABCDEFGHIJ");
-        assert_eq!(kb_id("arn:aws:bedrock:us-east-1:000000000000:knowledge-base/ABCDEFGHIJ"), "ABCDEFGHIJ");
+        assert_eq!(
+            kb_id("arn:aws:bedrock:us-east-1:000000000000:knowledge-base/ABCDEFGHIJ"),
+            "ABCDEFGHIJ"
+        );
     }
 }

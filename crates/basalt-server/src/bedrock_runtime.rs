@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
 use basalt_types::{
-    ChatRequest, ContentBlock, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
-    Usage,
+    ChatRequest, ContentBlock, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason,
+    StreamEvent, Usage,
 };
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -521,7 +521,10 @@ async fn invoke_embedding(
     let b: TitanEmbedBody = serde_json::from_slice(body)
         .map_err(|e| Error::validation(format!("Malformed Titan embeddings body: {e}")))?;
     let types = b.embedding_types.clone().unwrap_or_default();
-    if let Some(t) = types.iter().find(|t| !matches!(t.as_str(), "float" | "binary")) {
+    if let Some(t) = types
+        .iter()
+        .find(|t| !matches!(t.as_str(), "float" | "binary"))
+    {
         return Err(Error::validation(format!(
             "embeddingTypes may contain \"float\" and \"binary\", not {t:?}."
         ))
@@ -536,10 +539,7 @@ async fn invoke_embedding(
         normalize: b.normalize.unwrap_or(true),
         dimensions: b.dimensions,
     };
-    let resp = state
-        .gateway
-        .embed(ctx("InvokeModel", id), request)
-        .await?;
+    let resp = state.gateway.embed(ctx("InvokeModel", id), request).await?;
     let tokens = resp.total_tokens();
     let vector = resp.vectors.into_iter().next().unwrap_or_default();
     let mut out = json!({ "embedding": vector, "inputTextTokenCount": tokens });
@@ -555,7 +555,10 @@ async fn invoke_embedding(
         out["embeddingsByType"] = Value::Object(by_type);
     }
     let mut headers = HeaderMap::new();
-    headers.insert("x-amzn-bedrock-input-token-count", HeaderValue::from(tokens));
+    headers.insert(
+        "x-amzn-bedrock-input-token-count",
+        HeaderValue::from(tokens),
+    );
     Ok((headers, Json(out)).into_response())
 }
 

@@ -24,11 +24,7 @@ pub fn classify(kind: ErrorKind) -> (StatusCode, &'static str, &'static str) {
             "ThrottlingException",
             "rate_limit_error",
         ),
-        ErrorKind::Conflict => (
-            StatusCode::CONFLICT,
-            "ConflictException",
-            "conflict_error",
-        ),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "ConflictException", "conflict_error"),
         ErrorKind::ModelTimeout => (
             StatusCode::REQUEST_TIMEOUT,
             "ModelTimeoutException",
@@ -62,9 +58,7 @@ pub fn stream_exception(kind: ErrorKind) -> &'static str {
         ErrorKind::ModelTimeout
         | ErrorKind::NotFound
         | ErrorKind::AccessDenied
-        | ErrorKind::Conflict => {
-            "modelStreamErrorException"
-        }
+        | ErrorKind::Conflict => "modelStreamErrorException",
         ErrorKind::Internal => "internalServerException",
     }
 }

@@ -134,12 +134,18 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
             &format!("{DS}/documents"),
             put(agent::ingest_documents).post(agent::list_documents),
         )
-        .route(&format!("{DS}/documents/getDocuments"), post(agent::get_documents))
+        .route(
+            &format!("{DS}/documents/getDocuments"),
+            post(agent::get_documents),
+        )
         .route(
             &format!("{DS}/documents/deleteDocuments"),
             post(agent::delete_documents),
         )
-        .route(&format!("{KB}/retrieve"), post(bedrock_agent_runtime::retrieve))
+        .route(
+            &format!("{KB}/retrieve"),
+            post(bedrock_agent_runtime::retrieve),
+        )
         .route(
             "/retrieveAndGenerate",
             post(bedrock_agent_runtime::retrieve_and_generate),

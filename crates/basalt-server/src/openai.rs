@@ -9,11 +9,11 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
-use base64::Engine as _;
 use basalt_types::{
     ChatRequest, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason, StreamEvent,
     Usage,
 };
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -293,7 +293,10 @@ struct EmbeddingsBody {
     encoding_format: Option<String>,
     dimensions: Option<u32>,
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted for compatibility; basalt has no per-user policy")]
+    #[expect(
+        dead_code,
+        reason = "accepted for compatibility; basalt has no per-user policy"
+    )]
     user: Option<String>,
 }
 

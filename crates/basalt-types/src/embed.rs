@@ -34,7 +34,9 @@ impl EmbedRequest {
     /// Checks the request before any work.
     pub fn validate(&self) -> crate::Result<()> {
         if self.inputs.is_empty() {
-            return Err(crate::Error::validation("The input must contain at least one text."));
+            return Err(crate::Error::validation(
+                "The input must contain at least one text.",
+            ));
         }
         if self.inputs.len() > MAX_EMBED_INPUTS {
             return Err(crate::Error::validation(format!(
