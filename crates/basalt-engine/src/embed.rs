@@ -100,6 +100,12 @@ impl Embedder {
         self.dimension
     }
 
+    /// The loaded model (its vocabulary and tokenizer).
+    #[must_use]
+    pub fn model(&self) -> Arc<LlamaModel> {
+        Arc::clone(&self.model)
+    }
+
     #[must_use]
     pub fn config(&self) -> &EmbedderConfig {
         &self.config

@@ -9,6 +9,7 @@
 mod embed;
 mod sampler;
 mod scheduler;
+mod static_embed;
 mod stop;
 
 use std::num::NonZeroU32;
@@ -25,6 +26,7 @@ use llama_cpp_2::token::LlamaToken;
 
 pub use embed::{normalize, EmbedStats, Embedder, EmbedderConfig};
 pub use sampler::SamplingParams;
+pub use static_embed::StaticEmbeddings;
 
 /// How to run one model.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use basalt_engine::{normalize, Embedder, EmbedderConfig};
+use basalt_engine::{normalize, Embedder, EmbedderConfig, StaticEmbeddings};
 use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result};
 
 use crate::{EventStream, Provider};
@@ -13,6 +13,8 @@ use crate::{EventStream, Provider};
 pub struct LocalEmbedder {
     state: std::result::Result<Arc<Embedder>, String>,
     model_id: String,
+    static_cache: std::path::PathBuf,
+    statics: tokio::sync::OnceCell<Arc<StaticEmbeddings>>,
 }
 
 impl LocalEmbedder {
@@ -28,6 +30,8 @@ impl LocalEmbedder {
         Self {
             state,
             model_id: model_id.to_string(),
+            static_cache: StaticEmbeddings::cache_path(&config.model_path),
+            statics: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -92,6 +96,19 @@ impl Provider for LocalEmbedder {
             vectors,
             input_tokens,
         })
+    }
+
+    async fn static_embeddings(&self) -> Result<Arc<StaticEmbeddings>> {
+        let embedder = self.embedder()?;
+        self.statics
+            .get_or_try_init(|| async {
+                StaticEmbeddings::load_or_build(embedder, &self.static_cache)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| Error::unavailable(format!("static embeddings: {e}")))
+            })
+            .await
+            .cloned()
     }
 
     fn count_embedding_tokens(&self, text: &str) -> Result<usize> {

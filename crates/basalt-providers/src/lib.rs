@@ -11,6 +11,7 @@ pub mod source;
 
 use async_trait::async_trait;
 use basalt_engine::EngineStats;
+pub use basalt_engine::StaticEmbeddings;
 use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result, StreamEvent};
 
 pub use embedding::LocalEmbedder;
@@ -41,6 +42,12 @@ pub trait Provider: Send + Sync {
     /// Word-piece tokens of `text` under the embedding model's tokenizer, without
     /// special tokens (what chunkers count). Chat models answer ValidationException.
     fn count_embedding_tokens(&self, _text: &str) -> Result<usize> {
+        Err(Error::validation("This model does not produce embeddings."))
+    }
+
+    /// Per-token static embeddings distilled from this embedding model (built
+    /// on first use, then cached on disk), for microsecond-scale semantic checks.
+    async fn static_embeddings(&self) -> Result<std::sync::Arc<StaticEmbeddings>> {
         Err(Error::validation("This model does not produce embeddings."))
     }
 
