@@ -2,7 +2,8 @@
 //! record of every model invocation (metering) and the usage queries over it,
 //! and the knowledge-base tables (knowledge bases, data sources, ingestion jobs,
 //! documents, chunks with their vectors, the FTS5 index, RAG sessions), which
-//! `basalt-knowledge` reads and writes through [`Store::with_connection`].
+//! `basalt-knowledge` reads and writes through [`Store::with_connection`], and
+//! the guardrails with their versions (`basalt-guardrails`).
 //! Schema changes are numbered migrations applied at open.
 
 use std::path::{Path, PathBuf};
@@ -143,6 +144,21 @@ const MIGRATIONS: &[&str] = &[
     "DROP TABLE kb_chunks_fts;
     CREATE VIRTUAL TABLE kb_chunks_fts USING fts5(text, kb, tokenize = 'porter unicode61');
     INSERT INTO kb_chunks_fts (rowid, text, kb) SELECT id, text, kb_id FROM kb_chunks;",
+    // Guardrails: one row per version (`DRAFT` or a number); the policy is JSON
+    // written by basalt-guardrails. Names are unique among drafts.
+    "CREATE TABLE guardrails (
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        policy TEXT NOT NULL,
+        kms_key_id TEXT,
+        tags TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    CREATE UNIQUE INDEX guardrails_by_name ON guardrails(name) WHERE version = 'DRAFT';",
 ];
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async

@@ -7,6 +7,7 @@
 mod chat;
 mod embed;
 mod error;
+pub mod guardrail;
 
 pub use chat::{
     ChatRequest, ChatResponse, ContentBlock, InferenceConfig, Message, Role, StopReason,
