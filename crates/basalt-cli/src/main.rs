@@ -181,6 +181,14 @@ fn serve(mut config: Config) -> Result<()> {
             Arc::clone(&gateway),
             buckets,
         )?;
+        // Distil (first run) or load the guardrails' static embeddings now, so
+        // the first guarded call does not wait for them.
+        let guardrails = Arc::clone(gateway.guardrails());
+        tokio::spawn(async move {
+            if let Err(e) = guardrails.warm().await {
+                tracing::warn!(error = %e, "guardrail embeddings are not available");
+            }
+        });
         basalt_server::serve(gateway, knowledge, listener, shutdown).await?;
         Ok(())
     })
@@ -223,6 +231,9 @@ fn models(config: &Config, command: ModelsCommand) -> Result<()> {
                 let path = fetch
                     .ensure(dir, &bar)
                     .with_context(|| format!("model {}", m.id))?;
+                if m.kind == basalt_gateway::ModelKind::Embedding {
+                    prepare_static_embeddings(m, &path)?;
+                }
                 println!("{}: {}", m.id, path.display());
             }
             if !found {
@@ -231,6 +242,31 @@ fn models(config: &Config, command: ModelsCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Distils the embedding model's static token table (used by the guardrails)
+/// once, at pull time, so no request waits for it.
+fn prepare_static_embeddings(
+    m: &basalt_gateway::ModelConfig,
+    path: &std::path::Path,
+) -> Result<()> {
+    use basalt_providers::Provider as _;
+    let cache = basalt_providers::StaticEmbeddings::cache_path(path);
+    if cache.exists() {
+        return Ok(());
+    }
+    eprintln!(
+        "{}: distilling static token embeddings for the guardrails (once)",
+        m.id
+    );
+    let embedder =
+        basalt_providers::LocalEmbedder::load(&m.id, m.embedder_config(path.to_path_buf()));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(embedder.static_embeddings())
+        .map_err(|e| anyhow::anyhow!("model {}: {e}", m.id))?;
+    Ok(())
 }
 
 fn usage(config: &Config, days: u32) -> Result<()> {

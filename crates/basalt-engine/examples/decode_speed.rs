@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             )],
             raw_prompt: None,
+            guardrail: None,
             inference: InferenceConfig::default(),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(tokens as usize + 8);
@@ -65,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     total += usage.output_tokens;
                     break;
                 }
-                StreamEvent::Start { .. } => {}
+                StreamEvent::Start { .. } | StreamEvent::Guardrail(_) => {}
             }
         }
     }

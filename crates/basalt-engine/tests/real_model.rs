@@ -51,6 +51,7 @@ fn request(text: &str) -> ChatRequest {
         system: vec![],
         messages: vec![Message::text(Role::User, text)],
         raw_prompt: None,
+        guardrail: None,
         inference: InferenceConfig::default(),
     }
 }
@@ -94,6 +95,7 @@ fn collect(mut rx: tokio::sync::mpsc::Receiver<basalt_types::Result<StreamEvent>
         {
             StreamEvent::Start { cached_tokens, .. } => cached = cached_tokens,
             StreamEvent::TextDelta(t) => text.push_str(&t),
+            StreamEvent::Guardrail(_) => {}
             StreamEvent::Stop { reason, usage, .. } => {
                 return Outcome {
                     text,

@@ -3,13 +3,15 @@
 //! whether it finishes, fails, times out or is cancelled by the client.
 
 pub mod config;
+mod guard;
 mod metrics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use basalt_guardrails::Guardrails;
 use basalt_providers::source::Progress;
 use basalt_providers::{EventStream, LocalEmbedder, LocalModel, Provider};
 use basalt_store::{Invocation, Store};
@@ -54,6 +56,7 @@ pub struct Gateway {
     by_id: HashMap<String, usize>,
     store: Store,
     metrics: Metrics,
+    guardrails: Arc<Guardrails>,
 }
 
 /// Fetches any missing weights for the catalog (blocking; shows progress).
@@ -111,18 +114,32 @@ impl Gateway {
             .enumerate()
             .map(|(i, m)| (m.config.id.clone(), i))
             .collect();
+        // The first embedding model in the catalog serves the guardrails'
+        // semantic policies.
+        let embedder = models
+            .iter()
+            .find(|m| m.config.kind == ModelKind::Embedding)
+            .map(|m| Arc::clone(&m.provider));
+        let guardrails = Arc::new(Guardrails::new(store.clone(), embedder));
         Self {
             config,
             models,
             by_id,
             store,
             metrics: Metrics::default(),
+            guardrails,
         }
     }
 
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The guardrails every call may ask for.
+    #[must_use]
+    pub fn guardrails(&self) -> &Arc<Guardrails> {
+        &self.guardrails
     }
 
     #[must_use]
@@ -167,11 +184,22 @@ impl Gateway {
     }
 
     /// Starts a streamed generation. Errors here are before any output; the
-    /// returned stream meters the call however it ends.
+    /// returned stream meters the call however it ends. A guardrail the
+    /// request names checks the input first and the output in chunks.
     pub async fn converse_stream(
         self: &Arc<Self>,
         ctx: CallContext,
         request: ChatRequest,
+    ) -> Result<GatewayStream> {
+        self.start_stream(ctx, request, guard::Release::Stream(Default::default()))
+            .await
+    }
+
+    async fn start_stream(
+        self: &Arc<Self>,
+        ctx: CallContext,
+        request: ChatRequest,
+        release: guard::Release,
     ) -> Result<GatewayStream> {
         let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
         let entry = match self.model(&request.model_id) {
@@ -182,12 +210,32 @@ impl Gateway {
             }
         };
         meter.model_id.clone_from(&entry.config.id);
+        let deadline =
+            Instant::now() + Duration::from_secs(self.config.server.request_timeout_seconds);
+        let (request, guard) = match guard::check_input(&self.guardrails, request, release).await {
+            Ok(guard::InputCheck::Proceed(request, guard)) => (request, guard),
+            Ok(guard::InputCheck::Blocked(events)) => {
+                meter.finish("guardrail_intervened");
+                return Ok(GatewayStream {
+                    events: closed_events(),
+                    meter,
+                    deadline,
+                    queue: events.into_iter().map(Ok).collect(),
+                    guard: None,
+                });
+            }
+            Err(e) => {
+                meter.finish(e.kind.label());
+                return Err(e);
+            }
+        };
         match entry.provider.stream(request).await {
             Ok(events) => Ok(GatewayStream {
                 events,
                 meter,
-                deadline: Instant::now()
-                    + Duration::from_secs(self.config.server.request_timeout_seconds),
+                deadline,
+                queue: VecDeque::new(),
+                guard,
             }),
             Err(e) => {
                 meter.finish(e.kind.label());
@@ -196,18 +244,23 @@ impl Gateway {
         }
     }
 
-    /// Runs a generation to the end and returns the whole answer.
+    /// Runs a generation to the end and returns the whole answer (a guardrail
+    /// checks the output once, whole).
     pub async fn converse(
         self: &Arc<Self>,
         ctx: CallContext,
         request: ChatRequest,
     ) -> Result<ChatResponse> {
-        let mut stream = self.converse_stream(ctx, request).await?;
+        let mut stream = self
+            .start_stream(ctx, request, guard::Release::Whole)
+            .await?;
         let mut text = String::new();
+        let mut guardrail = None;
         while let Some(event) = stream.next().await {
             match event? {
                 StreamEvent::Start { .. } => {}
                 StreamEvent::TextDelta(t) => text.push_str(&t),
+                StreamEvent::Guardrail(trace) => guardrail = Some(*trace),
                 StreamEvent::Stop {
                     reason,
                     stop_sequence,
@@ -219,6 +272,7 @@ impl Gateway {
                         stop_sequence,
                         usage,
                         latency_ms: stream.elapsed_ms(),
+                        guardrail,
                     })
                 }
             }
@@ -353,11 +407,50 @@ pub struct GatewayStream {
     events: EventStream,
     meter: Meter,
     deadline: Instant,
+    /// Events ready for the client (a guardrail can turn one model event into
+    /// several).
+    queue: VecDeque<Result<StreamEvent>>,
+    guard: Option<Box<guard::OutputGuard>>,
+}
+
+/// An event stream that has already ended (its sender is gone).
+fn closed_events() -> EventStream {
+    tokio::sync::mpsc::channel(1).1
 }
 
 impl GatewayStream {
     /// The next event; `None` after the stop event or an error.
     pub async fn next(&mut self) -> Option<Result<StreamEvent>> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            let event = self.model_next().await?;
+            let Some(guard) = self.guard.as_mut() else {
+                return Some(event);
+            };
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            match guard.step(event, self.meter.usage, &mut self.queue).await {
+                Ok(guard::Step::Continue) => {}
+                Ok(guard::Step::Stop) => {
+                    // Dropping the receiver cancels the generation.
+                    self.events = closed_events();
+                    self.meter.finish("guardrail_intervened");
+                }
+                Err(e) => {
+                    self.events = closed_events();
+                    self.meter.finish(e.kind.label());
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// The next event from the model, metered.
+    async fn model_next(&mut self) -> Option<Result<StreamEvent>> {
         if self.meter.done {
             return None;
         }
@@ -384,7 +477,10 @@ impl GatewayStream {
                 self.meter
                     .ttft
                     .get_or_insert_with(|| self.meter.started.elapsed());
+                // Approximate until the stop event brings the exact count.
+                self.meter.usage.output_tokens += 1;
             }
+            Ok(StreamEvent::Guardrail(_)) => {}
             Ok(StreamEvent::Stop { usage, .. }) => {
                 self.meter
                     .ttft
@@ -417,6 +513,7 @@ pub fn stop_reason_label(r: StopReason) -> &'static str {
         StopReason::EndTurn => "end_turn",
         StopReason::MaxTokens => "max_tokens",
         StopReason::StopSequence => "stop_sequence",
+        StopReason::GuardrailIntervened => "guardrail_intervened",
     }
 }
 

@@ -129,6 +129,7 @@ impl Knowledge {
             system: vec![system.trim().to_string()],
             messages,
             raw_prompt: None,
+            guardrail: None,
             inference: req.inference.clone(),
         };
         let answer = self

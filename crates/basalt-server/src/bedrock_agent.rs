@@ -66,7 +66,10 @@ fn check_description(d: Option<&String>) -> Result<(), Error> {
 }
 
 /// `maxResults`/`nextToken` of list calls: a token is the offset of the next page.
-fn page(max_results: Option<i64>, next_token: Option<&str>) -> Result<(usize, usize), Error> {
+pub(crate) fn page(
+    max_results: Option<i64>,
+    next_token: Option<&str>,
+) -> Result<(usize, usize), Error> {
     let size = match max_results {
         None => 1000,
         Some(n) if (1..=1000).contains(&n) => n as usize,
@@ -85,14 +88,14 @@ fn page(max_results: Option<i64>, next_token: Option<&str>) -> Result<(usize, us
     Ok((offset, size))
 }
 
-fn paged<T>(items: Vec<T>, offset: usize, size: usize) -> (Vec<T>, Option<String>) {
+pub(crate) fn paged<T>(items: Vec<T>, offset: usize, size: usize) -> (Vec<T>, Option<String>) {
     let total = items.len();
     let page: Vec<T> = items.into_iter().skip(offset).take(size).collect();
     let next = (offset + size < total).then(|| (offset + size).to_string());
     (page, next)
 }
 
-fn with_next(mut v: Value, next: Option<String>) -> Value {
+pub(crate) fn with_next(mut v: Value, next: Option<String>) -> Value {
     if let Some(n) = next {
         v["nextToken"] = Value::from(n);
     }

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_gateway::CallContext;
+use basalt_types::guardrail::TraceLevel;
 use basalt_types::{
     ChatRequest, ContentBlock, EmbedRequest, Error, InferenceConfig, Message, Role, StopReason,
     StreamEvent, Usage,
@@ -109,6 +110,11 @@ fn blocks_to_text(
                 Error::validation(format!("{at}.content.{j}.text must be a string"))
             })?;
             out.push(ContentBlock::Text(text.to_string()));
+        } else if let Some(g) = block.get("guardContent") {
+            out.push(ContentBlock::Guarded(crate::guardrails::guard_text(
+                g,
+                &format!("{at}.content.{j}.guardContent"),
+            )?));
         } else if block.contains_key("cachePoint") {
             // Prompt caching is automatic (KV prefix cache); cache points need no action.
         } else {
@@ -143,15 +149,17 @@ fn top_k_and_seed(extra: Option<&Value>) -> Result<(Option<u32>, Option<u32>), E
 }
 
 impl ConverseBody {
-    pub(crate) fn into_request(self, model_id: String) -> Result<ChatRequest, Error> {
+    /// The canonical request; `stream` says whether ConverseStream sent it
+    /// (only a stream takes a `streamProcessingMode`).
+    pub(crate) fn into_request(self, model_id: String, stream: bool) -> Result<ChatRequest, Error> {
         if self.tool_config.is_some() {
             return Err(Error::validation("This model doesn't support tool use."));
         }
-        if self.guardrail_config.is_some() {
-            return Err(Error::validation(
-                "Guardrails are not available in this basalt version.",
-            ));
-        }
+        let guardrail = self
+            .guardrail_config
+            .as_ref()
+            .map(|g| crate::guardrails::from_config(g, stream))
+            .transpose()?;
         if self.prompt_variables.is_some() {
             return Err(Error::validation(
                 "promptVariables requires a prompt resource, which basalt does not manage yet.",
@@ -170,8 +178,9 @@ impl ConverseBody {
                 .as_object()
                 .ok_or_else(|| Error::validation(format!("system.{i} must be an object")))?;
             for b in blocks_to_text(std::slice::from_ref(obj), "system")? {
-                let ContentBlock::Text(t) = b;
-                system.push(t);
+                if let Some(t) = b.as_text() {
+                    system.push(t.to_string());
+                }
             }
         }
         let inf = self.inference_config.unwrap_or_default();
@@ -190,6 +199,7 @@ impl ConverseBody {
             system,
             messages,
             raw_prompt: None,
+            guardrail,
             inference: InferenceConfig {
                 max_tokens,
                 temperature: inf.temperature,
@@ -225,21 +235,32 @@ pub(crate) async fn converse(
     Path(model_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let request = parse_json::<ConverseBody>(&body)?.into_request(model_id)?;
+    let request = parse_json::<ConverseBody>(&body)?.into_request(model_id, false)?;
+    let guardrail_id = request.guardrail.as_ref().map(|g| g.identifier.clone());
     let resp = state
         .gateway
         .converse(ctx("Converse", &id), request)
         .await?;
-    Ok(Json(json!({
+    let mut out = json!({
         "output": { "message": { "role": "assistant", "content": [ { "text": resp.text } ] } },
         "stopReason": stop_reason(resp.stop_reason),
         "usage": usage_json(&resp.usage),
         "metrics": { "latencyMs": resp.latency_ms },
-    }))
-    .into_response())
+    });
+    if let (Some(gid), Some(trace)) = (guardrail_id, &resp.guardrail) {
+        if trace.level != TraceLevel::Disabled {
+            out["trace"] = json!({ "guardrail": crate::guardrails::trace_json(&gid, trace) });
+        }
+    }
+    Ok(Json(out).into_response())
 }
 
-struct ConverseEncoder;
+/// ConverseStream events; the guardrail trace, which arrives just before the
+/// stop, goes into the final `metadata` event.
+struct ConverseEncoder {
+    guardrail_id: Option<String>,
+    trace: Option<Value>,
+}
 
 impl Encoder for ConverseEncoder {
     fn event(&mut self, event: &StreamEvent, elapsed_ms: u64, out: &mut BytesMut) {
@@ -263,10 +284,19 @@ impl Encoder for ConverseEncoder {
                     "messageStop",
                     &json!({ "stopReason": stop_reason(*reason) }),
                 ));
-                out.extend_from_slice(&eventstream::json_event(
-                    "metadata",
-                    &json!({ "usage": usage_json(usage), "metrics": { "latencyMs": elapsed_ms } }),
-                ));
+                let mut metadata =
+                    json!({ "usage": usage_json(usage), "metrics": { "latencyMs": elapsed_ms } });
+                if let Some(t) = self.trace.take() {
+                    metadata["trace"] = json!({ "guardrail": t });
+                }
+                out.extend_from_slice(&eventstream::json_event("metadata", &metadata));
+            }
+            StreamEvent::Guardrail(trace) => {
+                if let Some(gid) = &self.guardrail_id {
+                    if trace.level != TraceLevel::Disabled {
+                        self.trace = Some(crate::guardrails::trace_json(gid, trace));
+                    }
+                }
             }
         }
     }
@@ -299,14 +329,18 @@ pub(crate) async fn converse_stream(
     Path(model_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let request = parse_json::<ConverseBody>(&body)?.into_request(model_id)?;
+    let request = parse_json::<ConverseBody>(&body)?.into_request(model_id, true)?;
+    let encoder = ConverseEncoder {
+        guardrail_id: request.guardrail.as_ref().map(|g| g.identifier.clone()),
+        trace: None,
+    };
     let mut stream = state
         .gateway
         .converse_stream(ctx("ConverseStream", &id), request)
         .await?;
     let first = streaming::first_event(&mut stream).await?;
     Ok(event_stream_response(
-        streaming::body(stream, first, ConverseEncoder),
+        streaming::body(stream, first, encoder),
         None,
     ))
 }
@@ -433,6 +467,7 @@ fn parse_invoke_body(body: &[u8], model_id: String) -> Result<(BodyFormat, ChatR
             system,
             messages,
             raw_prompt: None,
+            guardrail: None,
             inference: InferenceConfig {
                 max_tokens: max_tokens_field(b.max_tokens, "max_tokens")?,
                 temperature: b.temperature,
@@ -458,6 +493,7 @@ fn parse_invoke_body(body: &[u8], model_id: String) -> Result<(BodyFormat, ChatR
             system: vec![],
             messages: vec![],
             raw_prompt: Some(b.prompt),
+            guardrail: None,
             inference: InferenceConfig {
                 max_tokens: max_tokens_field(b.max_gen_len, "max_gen_len")?,
                 temperature: b.temperature,
@@ -477,7 +513,7 @@ fn parse_invoke_body(body: &[u8], model_id: String) -> Result<(BodyFormat, ChatR
 fn llama_stop(r: StopReason) -> &'static str {
     match r {
         StopReason::MaxTokens => "length",
-        StopReason::EndTurn | StopReason::StopSequence => "stop",
+        StopReason::EndTurn | StopReason::StopSequence | StopReason::GuardrailIntervened => "stop",
     }
 }
 
@@ -566,12 +602,21 @@ pub(crate) async fn invoke(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
     Path(model_id): Path<String>,
+    req_headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
+    let guardrail = crate::guardrails::from_headers(&req_headers)?;
     if is_titan_embed_body(&body) {
+        if guardrail.is_some() {
+            return Err(Error::validation(
+                "Guardrails apply to text generation, not to embeddings.",
+            )
+            .into());
+        }
         return invoke_embedding(&state, &id, model_id, &body).await;
     }
-    let (format, request) = parse_invoke_body(&body, model_id.clone())?;
+    let (format, mut request) = parse_invoke_body(&body, model_id.clone())?;
+    request.guardrail = guardrail;
     let resp = state
         .gateway
         .converse(ctx("InvokeModel", &id), request)
@@ -595,6 +640,23 @@ pub(crate) async fn invoke(
             "usage": { "input_tokens": u.input_tokens, "output_tokens": u.output_tokens },
         }),
     };
+    let mut out = out;
+    if let Some(trace) = &resp.guardrail {
+        out["amazon-bedrock-guardrailAction"] =
+            Value::from(if resp.stop_reason == StopReason::GuardrailIntervened {
+                "INTERVENED"
+            } else {
+                "NONE"
+            });
+        if trace.level != TraceLevel::Disabled {
+            let gid = req_headers
+                .get("x-amzn-bedrock-guardrailidentifier")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            out["amazon-bedrock-trace"] =
+                json!({ "guardrail": crate::guardrails::trace_json(gid, trace) });
+        }
+    }
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-amzn-bedrock-input-token-count",
@@ -671,6 +733,7 @@ impl Encoder for InvokeEncoder {
                 };
                 Self::chunk(out, &payload);
             }
+            (_, StreamEvent::Guardrail(_)) => {}
             (
                 format,
                 StreamEvent::Stop {
@@ -725,15 +788,18 @@ pub(crate) async fn invoke_stream(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
     Path(model_id): Path<String>,
+    req_headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
+    let guardrail = crate::guardrails::from_headers(&req_headers)?;
     if is_titan_embed_body(&body) {
         return Err(Error::validation(
             "Embedding models do not stream; call InvokeModel with this body.",
         )
         .into());
     }
-    let (format, request) = parse_invoke_body(&body, model_id.clone())?;
+    let (format, mut request) = parse_invoke_body(&body, model_id.clone())?;
+    request.guardrail = guardrail;
     let mut stream = state
         .gateway
         .converse_stream(ctx("InvokeModelWithResponseStream", &id), request)
@@ -780,7 +846,7 @@ pub(crate) async fn count_tokens(
 ) -> Result<Response, AwsError> {
     let b: CountTokensBody = parse_json(&body)?;
     let request = match (b.input.converse, b.input.invoke_model) {
-        (Some(c), None) => c.into_request(model_id)?,
+        (Some(c), None) => c.into_request(model_id, false)?,
         (None, Some(i)) => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(i.body.as_bytes())
@@ -807,7 +873,7 @@ mod tests {
     fn req(v: Value) -> Result<ChatRequest, Error> {
         serde_json::from_value::<ConverseBody>(v)
             .map_err(Error::validation)?
-            .into_request("m".into())
+            .into_request("m".into(), false)
     }
 
     #[test]

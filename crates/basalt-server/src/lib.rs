@@ -1,5 +1,5 @@
 //! The HTTP face of basalt: one axum router for every wire API (Bedrock
-//! Runtime, Bedrock control plane, Bedrock Agent and Agent Runtime for
+//! Runtime, Bedrock control plane (models and guardrails), Bedrock Agent and Agent Runtime for
 //! knowledge bases, OpenAI-compatible), AWS event-stream and SSE
 //! encoding, SigV4 / API-key auth, AWS- and OpenAI-shaped errors, `/metrics`.
 //!
@@ -13,6 +13,7 @@ mod bedrock_agent_runtime;
 mod bedrock_runtime;
 pub mod error;
 pub mod eventstream;
+mod guardrails;
 mod openai;
 pub mod sigv4;
 mod streaming;
@@ -96,6 +97,21 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         .route(
             "/model/{model_id}/count-tokens",
             post(bedrock_runtime::count_tokens),
+        )
+        .route(
+            "/guardrail/{guardrail_id}/version/{guardrail_version}/apply",
+            post(guardrails::apply_guardrail),
+        )
+        .route(
+            "/guardrails",
+            post(guardrails::create_guardrail).get(guardrails::list_guardrails),
+        )
+        .route(
+            "/guardrails/{guardrail_id}",
+            get(guardrails::get_guardrail)
+                .put(guardrails::update_guardrail)
+                .delete(guardrails::delete_guardrail)
+                .post(guardrails::create_guardrail_version),
         )
         .route("/foundation-models", get(bedrock::list_foundation_models))
         .route(

@@ -139,6 +139,7 @@ impl ChatBody {
             system,
             messages,
             raw_prompt: None,
+            guardrail: None,
             inference: InferenceConfig {
                 max_tokens,
                 temperature: self.temperature,
@@ -163,6 +164,7 @@ fn finish_reason(r: StopReason) -> &'static str {
     match r {
         StopReason::MaxTokens => "length",
         StopReason::EndTurn | StopReason::StopSequence => "stop",
+        StopReason::GuardrailIntervened => "content_filter",
     }
 }
 
@@ -258,6 +260,7 @@ impl Encoder for SseEncoder {
                 self.chunk(out, json!({ "role": "assistant", "content": "" }), None)
             }
             StreamEvent::TextDelta(t) => self.chunk(out, json!({ "content": t }), None),
+            StreamEvent::Guardrail(_) => {}
             StreamEvent::Stop { reason, usage, .. } => {
                 self.chunk(out, json!({}), Some(finish_reason(*reason)));
                 if self.include_usage {

@@ -1,6 +1,8 @@
 //! The canonical conversation request, its response, and the stream events every
 //! generation produces, whatever wire API asked for it.
 
+use crate::guardrail::{GuardText, GuardrailRef, GuardrailTrace};
+
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -12,6 +14,9 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentBlock {
     Text(String),
+    /// Text the model sees like any other, and that a guardrail checks in
+    /// place of the message's other blocks (Converse `guardContent`).
+    Guarded(GuardText),
 }
 
 impl ContentBlock {
@@ -19,6 +24,7 @@ impl ContentBlock {
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Self::Text(t) => Some(t),
+            Self::Guarded(g) => Some(&g.text),
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct ChatRequest {
     /// template is not applied and `messages` is empty.
     pub raw_prompt: Option<String>,
     pub inference: InferenceConfig,
+    /// A guardrail to apply to the input and the output.
+    pub guardrail: Option<GuardrailRef>,
 }
 
 impl ChatRequest {
@@ -137,6 +145,8 @@ pub enum StopReason {
     EndTurn,
     MaxTokens,
     StopSequence,
+    /// A guardrail blocked the input or the output.
+    GuardrailIntervened,
 }
 
 /// Token counts of one call.
@@ -156,7 +166,7 @@ impl Usage {
 }
 
 /// The one stream-event type every generation produces, in this order:
-/// `Start`, any number of `TextDelta`, then `Stop`.
+/// `Start`, any number of `TextDelta`, at most one `Guardrail`, then `Stop`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The prompt has been accepted and evaluated; generation begins.
@@ -166,6 +176,9 @@ pub enum StreamEvent {
     },
     /// The next piece of generated text (always whole UTF-8 characters).
     TextDelta(String),
+    /// What the guardrail found; sent once, just before `Stop`, when the
+    /// request asked for a guardrail.
+    Guardrail(Box<GuardrailTrace>),
     /// Generation ended.
     Stop {
         reason: StopReason,
@@ -183,4 +196,5 @@ pub struct ChatResponse {
     pub stop_sequence: Option<String>,
     pub usage: Usage,
     pub latency_ms: u64,
+    pub guardrail: Option<GuardrailTrace>,
 }
