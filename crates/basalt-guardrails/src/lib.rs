@@ -25,7 +25,7 @@ use basalt_types::{Error, Result};
 use regex::Regex;
 
 pub use policy::{Action, Policy, Sides};
-use semantic::{blocks_from, ContentModel, Embedded, TopicModel, CATEGORIES, TOPIC_THRESHOLD};
+use semantic::{blocks_from, ContentModel, Embedded, TopicModel, CATEGORIES};
 use words::{WordMatcher, PROFANITY};
 
 /// Version name of a guardrail's working copy.
@@ -565,7 +565,7 @@ impl Compiled {
                     let Some(action) = topic.sides.on(source) else {
                         continue;
                     };
-                    let detected = model.score(&embedded) >= TOPIC_THRESHOLD;
+                    let detected = model.detects(&embedded, content);
                     a.topics.push(TopicFinding {
                         name: topic.name.clone(),
                         action: if detected {

@@ -93,8 +93,11 @@ pub struct TopicModel {
     prototypes: Vec<Vec<f32>>,
 }
 
-/// Similarity above which a sentence is on a denied topic.
-pub const TOPIC_THRESHOLD: f32 = 0.62;
+/// Similarity at and above which a sentence is on a denied topic (it must
+/// also be closer to the topic than to everyday requests; see
+/// [`TopicModel::detects`]). Chosen with `examples/calibrate.rs` on
+/// `bench/guardrails/topics_eval.json`.
+pub const TOPIC_THRESHOLD: f32 = 0.45;
 
 impl TopicModel {
     #[must_use]
@@ -113,6 +116,38 @@ impl TopicModel {
             .iter()
             .flat_map(|v| self.prototypes.iter().map(move |p| dot(v, p)))
             .fold(0.0, f32::max)
+    }
+
+    /// True when some sentence is on the topic: similar enough to it, and
+    /// more similar to it than to everyday neutral requests.
+    #[must_use]
+    pub fn detects(&self, text: &Embedded, background: &ContentModel) -> bool {
+        text.vectors.iter().any(|v| {
+            let best = self
+                .prototypes
+                .iter()
+                .map(|p| dot(v, p))
+                .fold(0.0, f32::max);
+            best >= TOPIC_THRESHOLD && best >= top_k_mean(v, &background.neutral)
+        })
+    }
+
+    /// The highest margin of any sentence: its similarity to the topic minus
+    /// its similarity to everyday neutral requests (so a generic "how do I…"
+    /// question is not near every topic).
+    #[must_use]
+    pub fn margin(&self, text: &Embedded, background: &ContentModel) -> f32 {
+        text.vectors
+            .iter()
+            .map(|v| {
+                let best = self
+                    .prototypes
+                    .iter()
+                    .map(|p| dot(v, p))
+                    .fold(0.0, f32::max);
+                best - top_k_mean(v, &background.neutral)
+            })
+            .fold(f32::MIN, f32::max)
     }
 }
 
