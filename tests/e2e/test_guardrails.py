@@ -450,3 +450,20 @@ def test_guardrail_config_errors(runtime, guard):
             "hi",
             guardrailConfig={"guardrailIdentifier": guard, "guardrailVersion": "1", "trace": "loud"},
         )
+
+
+def test_openai_chat_with_guardrail_extension(server, output_guard):
+    oai = support.openai_client(server.url)
+    guard = {"guardrailConfig": {"guardrailIdentifier": output_guard, "guardrailVersion": "DRAFT"}}
+    resp = oai.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": "Say something."}], max_tokens=16, extra_body=guard
+    )
+    assert resp.choices[0].finish_reason == "content_filter"
+    assert resp.choices[0].message.content == BLOCKED_OUT
+    chunks = list(oai.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": "Say something."}], max_tokens=16,
+        stream=True, extra_body=guard,
+    ))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == BLOCKED_OUT
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"

@@ -464,6 +464,33 @@ def test_retrieve_and_generate_cites_and_keeps_a_session(rt, filter_kb):
     assert rt.retrieve_and_generate(input={"text": "Which fruit is soft?"}, retrieveAndGenerateConfiguration=templated)["output"]["text"]
 
 
+def test_guardrails_on_retrieve_and_generate(rt, filter_kb, kb_server):
+    """A guardrail on RetrieveAndGenerate checks the answer (here: any output
+    is blocked) and on Retrieve checks the query."""
+    control = support.boto_client("bedrock", kb_server.url)
+    gid = control.create_guardrail(
+        name="kb-guard", blockedInputMessaging="no input", blockedOutputsMessaging="no output",
+        wordPolicyConfig={"wordsConfig": [{"text": "forbidden fruit", "outputEnabled": False}]},
+        sensitiveInformationPolicyConfig={"regexesConfig": [
+            {"name": "ANY", "pattern": "[A-Za-z]", "action": "BLOCK", "inputEnabled": False}]},
+    )["guardrailId"]
+    guard = {"guardrailId": gid, "guardrailVersion": "DRAFT"}
+    config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
+        "knowledgeBaseId": filter_kb[0], "modelArn": MODEL_ID,
+        "generationConfiguration": {"guardrailConfiguration": guard,
+                                    "inferenceConfig": {"textInferenceConfig": {"maxTokens": 16, "temperature": 0}}}}}
+    out = rt.retrieve_and_generate(input={"text": "Which fruit is crunchy?"}, retrieveAndGenerateConfiguration=config)
+    assert out["guardrailAction"] == "INTERVENED"
+    assert out["output"]["text"] == "no output"
+    assert out.get("citations", []) == []
+    blocked = rt.retrieve(knowledgeBaseId=filter_kb[0], retrievalQuery={"text": "tell me about the forbidden fruit"},
+                          guardrailConfiguration=guard)
+    assert blocked["guardrailAction"] == "INTERVENED" and blocked["retrievalResults"] == []
+    fine = rt.retrieve(knowledgeBaseId=filter_kb[0], retrievalQuery={"text": "crunchy fruit"},
+                       guardrailConfiguration=guard)
+    assert fine["guardrailAction"] == "NONE" and fine["retrievalResults"]
+
+
 def test_citations_point_at_supporting_chunks(rt, filter_kb, kb_server):
     """The citation machinery itself, with a model answer that quotes a source."""
     kb_id = filter_kb[0]

@@ -159,6 +159,7 @@ pub(crate) async fn check_input(
                 }
                 _ => None,
             })
+            .chain(r.context.iter().cloned())
             .collect(),
         pending: String::new(),
         model_output: String::new(),

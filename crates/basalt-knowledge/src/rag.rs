@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use basalt_gateway::CallContext;
-use basalt_types::{ChatRequest, Error, InferenceConfig, Message, Result, Role};
+use basalt_types::guardrail::{GuardText, GuardrailRef, Qualifier};
+use basalt_types::{ChatRequest, Error, InferenceConfig, Message, Result, Role, StopReason};
 
 use crate::index::dot;
 use crate::model::{new_id, now_ms, Retrieved};
@@ -26,6 +27,9 @@ pub struct RagRequest {
     pub prompt_template: Option<String>,
     pub inference: InferenceConfig,
     pub session_id: Option<String>,
+    /// A guardrail for the query and the answer; the search results are its
+    /// grounding source.
+    pub guardrail: Option<GuardrailRef>,
 }
 
 /// A part of the answer and the retrieved chunks that support it.
@@ -43,6 +47,8 @@ pub struct RagResponse {
     pub text: String,
     pub session_id: String,
     pub citations: Vec<Citation>,
+    /// Whether a guardrail was asked for, and whether it intervened.
+    pub guardrail_intervened: Option<bool>,
 }
 
 /// The search results as the prompt lists them.
@@ -114,8 +120,9 @@ impl Knowledge {
             .prompt_template
             .as_deref()
             .unwrap_or(DEFAULT_PROMPT_TEMPLATE);
+        let rendered = render_results(&results);
         let system = template
-            .replace("$search_results$", &render_results(&results))
+            .replace("$search_results$", &rendered)
             .replace("$output_format_instructions$", "")
             .replace("$query$", &req.query);
         let mut messages = Vec::with_capacity(history.len() * 2 + 1);
@@ -129,7 +136,19 @@ impl Knowledge {
             system: vec![system.trim().to_string()],
             messages,
             raw_prompt: None,
-            guardrail: None,
+            guardrail: req.guardrail.clone().map(|mut g| {
+                g.context = vec![
+                    GuardText {
+                        text: rendered.clone(),
+                        qualifiers: vec![Qualifier::GroundingSource],
+                    },
+                    GuardText {
+                        text: req.query.clone(),
+                        qualifiers: vec![Qualifier::Query],
+                    },
+                ];
+                g
+            }),
             inference: req.inference.clone(),
         };
         let answer = self
@@ -143,7 +162,12 @@ impl Knowledge {
             )
             .await?;
         let text = answer.text.trim().to_string();
-        let citations = self.cite(&kb, &text, &results, request_id).await?;
+        let intervened = answer.stop_reason == StopReason::GuardrailIntervened;
+        let citations = if intervened {
+            Vec::new()
+        } else {
+            self.cite(&kb, &text, &results, request_id).await?
+        };
         let session_id = req
             .session_id
             .clone()
@@ -156,6 +180,7 @@ impl Knowledge {
             text,
             session_id,
             citations,
+            guardrail_intervened: req.guardrail.as_ref().map(|_| intervened),
         })
     }
 

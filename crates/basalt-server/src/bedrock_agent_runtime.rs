@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_knowledge::{Filter, Location, RagRequest, RetrieveQuery, Retrieved, SearchType};
+use basalt_types::guardrail::{GuardSource, GuardText, GuardrailRef, StreamMode, TraceLevel};
 use basalt_types::{Error, InferenceConfig};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -180,13 +181,25 @@ struct RetrieveBody {
     next_token: Option<String>,
 }
 
-fn guardrails_unsupported(v: Option<&Value>) -> Result<(), Error> {
-    if v.is_some() {
-        return Err(Error::validation(
-            "guardrailConfiguration is not supported by basalt yet.",
-        ));
-    }
-    Ok(())
+/// A `guardrailConfiguration` (`{guardrailId, guardrailVersion}`).
+fn guardrail_config(v: Option<&Value>) -> Result<Option<GuardrailRef>, Error> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| Error::validation(format!("guardrailConfiguration.{k} is required.")))
+    };
+    Ok(Some(GuardrailRef {
+        identifier: field("guardrailId")?,
+        version: field("guardrailVersion")?,
+        trace: TraceLevel::Disabled,
+        stream_mode: StreamMode::Sync,
+        context: Vec::new(),
+    }))
 }
 
 pub(crate) async fn retrieve(
@@ -196,7 +209,7 @@ pub(crate) async fn retrieve(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: RetrieveBody = parse_json(&body)?;
-    guardrails_unsupported(body.guardrail_configuration.as_ref())?;
+    let guardrail = guardrail_config(body.guardrail_configuration.as_ref())?;
     if body.retrieval_query.get("type").and_then(Value::as_str) == Some("IMAGE") {
         return Err(Error::validation("Image queries are not supported by basalt.").into());
     }
@@ -215,12 +228,34 @@ pub(crate) async fn retrieve(
         body.retrieval_configuration.as_ref(),
         body.next_token.as_deref(),
     )?;
+    // A guardrail checks the query; a blocked query retrieves nothing.
+    if let Some(g) = &guardrail {
+        let outcome = state
+            .gateway
+            .guardrails()
+            .apply(
+                &g.identifier,
+                &g.version,
+                GuardSource::Input,
+                &[GuardText::plain(text)],
+            )
+            .await?;
+        if outcome.blocked() {
+            return Ok(
+                Json(json!({ "retrievalResults": [], "guardrailAction": "INTERVENED" }))
+                    .into_response(),
+            );
+        }
+    }
     let (results, more) = state.knowledge.retrieve(kb_id(&raw_id), &q, &rid.0).await?;
     let mut out = json!({
         "retrievalResults": results.iter().map(result_json).collect::<Vec<_>>(),
     });
     if more {
         out["nextToken"] = Value::from((q.offset + q.number_of_results).to_string());
+    }
+    if guardrail.is_some() {
+        out["guardrailAction"] = Value::from("NONE");
     }
     Ok(Json(out).into_response())
 }
@@ -334,7 +369,7 @@ pub(crate) async fn retrieve_and_generate(
         .and_then(Value::as_str)
         .ok_or_else(|| Error::validation("knowledgeBaseConfiguration.modelArn is required."))?;
     let generation = kb.get("generationConfiguration");
-    guardrails_unsupported(generation.and_then(|g| g.get("guardrailConfiguration")))?;
+    let guardrail = guardrail_config(generation.and_then(|g| g.get("guardrailConfiguration")))?;
     if kb.get("orchestrationConfiguration").is_some() {
         return Err(
             Error::validation("orchestrationConfiguration is not supported by basalt.").into(),
@@ -361,6 +396,7 @@ pub(crate) async fn retrieve_and_generate(
         prompt_template: template,
         inference,
         session_id: body.session_id,
+        guardrail,
     };
     let knowledge = Arc::clone(&state.knowledge);
     let resp = knowledge.retrieve_and_generate(req, &rid.0).await?;
@@ -378,12 +414,15 @@ pub(crate) async fn retrieve_and_generate(
             })
         })
         .collect();
-    Ok(Json(json!({
+    let mut out = json!({
         "output": { "text": resp.text },
         "sessionId": resp.session_id,
         "citations": citations,
-    }))
-    .into_response())
+    });
+    if let Some(intervened) = resp.guardrail_intervened {
+        out["guardrailAction"] = Value::from(if intervened { "INTERVENED" } else { "NONE" });
+    }
+    Ok(Json(out).into_response())
 }
 
 #[cfg(test)]

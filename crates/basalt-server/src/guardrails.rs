@@ -841,6 +841,7 @@ pub(crate) fn from_headers(
         version,
         trace,
         stream_mode: basalt_types::guardrail::StreamMode::Sync,
+        context: Vec::new(),
     }))
 }
 
@@ -896,5 +897,6 @@ pub(crate) fn from_config(
         version,
         trace,
         stream_mode,
+        context: Vec::new(),
     })
 }

@@ -38,6 +38,10 @@ struct ChatBody {
     stream_options: Option<StreamOptions>,
     n: Option<u32>,
     tools: Option<Value>,
+    /// basalt's extension: a Bedrock guardrail for this call, in Converse's
+    /// `guardrailConfig` shape (the openai SDK sends it with `extra_body`).
+    #[serde(rename = "guardrailConfig")]
+    guardrail_config: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +143,11 @@ impl ChatBody {
             system,
             messages,
             raw_prompt: None,
-            guardrail: None,
+            guardrail: self
+                .guardrail_config
+                .as_ref()
+                .map(|g| crate::guardrails::from_config(g, self.stream))
+                .transpose()?,
             inference: InferenceConfig {
                 max_tokens,
                 temperature: self.temperature,

@@ -75,6 +75,10 @@ pub struct GuardrailRef {
     pub version: String,
     pub trace: TraceLevel,
     pub stream_mode: StreamMode,
+    /// Grounding sources and queries the guardrail checks the answer
+    /// against without the model seeing them as messages (RetrieveAndGenerate
+    /// passes its search results and the user's query here).
+    pub context: Vec<GuardText>,
 }
 
 /// Strength of a content filter, and confidence of a finding, on one scale.
