@@ -92,7 +92,7 @@ fn mask_input(request: &mut ChatRequest, masked: &[String]) {
 /// The result of checking a request's input.
 pub(crate) enum InputCheck {
     /// Go on to the model (with the request, masked if the guardrail said so).
-    Proceed(ChatRequest, Option<Box<OutputGuard>>),
+    Proceed(Box<ChatRequest>, Option<Box<OutputGuard>>),
     /// Blocked: these events are the whole answer.
     Blocked(Vec<StreamEvent>),
 }
@@ -104,7 +104,7 @@ pub(crate) async fn check_input(
     release: Release,
 ) -> Result<InputCheck> {
     let Some(r) = request.guardrail.clone() else {
-        return Ok(InputCheck::Proceed(request, None));
+        return Ok(InputCheck::Proceed(Box::new(request), None));
     };
     let outcome = guardrails
         .apply(
@@ -167,7 +167,7 @@ pub(crate) async fn check_input(
         trace,
         done: false,
     };
-    Ok(InputCheck::Proceed(request, Some(Box::new(guard))))
+    Ok(InputCheck::Proceed(Box::new(request), Some(Box::new(guard))))
 }
 
 /// Checks a generation's output as it arrives.

@@ -229,7 +229,7 @@ impl Gateway {
                 return Err(e);
             }
         };
-        match entry.provider.stream(request).await {
+        match entry.provider.stream(*request).await {
             Ok(events) => Ok(GatewayStream {
                 events,
                 meter,
