@@ -3,6 +3,7 @@
 //! VIN check digit, SIN Luhn), and context words for identifiers that are just
 //! digits (a PIN is only a PIN next to the word "PIN").
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -245,6 +246,11 @@ fn nino(s: &str) -> bool {
     !matches!(p.as_str(), "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ")
 }
 
+fn leading_number(s: &str) -> Option<u32> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().ok()
+}
+
 fn has_digit(s: &str) -> bool {
     s.chars().any(|c| c.is_ascii_digit())
 }
@@ -263,11 +269,25 @@ fn swift(s: &str) -> bool {
 }
 
 /// Common given names, for names that carry no title or cue.
-const FIRST_NAMES: &str = "james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony mark donald steven paul andrew joshua kenneth kevin brian george timothy ronald edward jason jeffrey ryan jacob gary nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander frank patrick raymond jack dennis jerry tyler aaron jose adam nathan henry douglas zachary peter kyle noah ethan jeremy walter christian keith roger terry austin sean gerald carl harold dylan arthur lawrence jordan jesse bryan billy bruce gabriel joe logan alan juan albert willie elijah wayne randy vincent mason roy ralph bobby russell bradley philip eugene liam oliver lucas mohammed muhammad ahmed ali omar hiroshi wei chen raj priya mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy betty sandra margaret ashley kimberly emily donna michelle carol amanda melissa deborah stephanie dorothy rebecca sharon laura cynthia amy kathleen angela shirley brenda emma anna pamela nicole samantha katherine christine helen debra rachel carolyn janet maria catherine heather diane olivia julie joyce victoria ruth virginia lauren kelly christina joan evelyn judith andrea hannah megan cheryl jacqueline martha madison teresa gloria sara janice ann kathryn abigail sophia frances jean alice judy isabella julia grace amber denise danielle marilyn beverly charlotte natalie theresa diana brittany doris kayla alexis lori marie sofia mia ava chloe zoe lily ella aisha fatima sofia elena ana lucia ingrid astrid";
+const FIRST_NAMES: &str = "james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony mark donald steven paul andrew joshua kenneth kevin brian george timothy ronald edward jason jeffrey ryan jacob gary nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander frank patrick raymond jack dennis jerry tyler aaron jose adam nathan henry douglas zachary peter kyle noah ethan jeremy walter christian keith roger terry austin sean gerald carl harold dylan arthur lawrence jordan jesse bryan billy bruce gabriel joe logan alan juan albert willie elijah wayne randy vincent mason roy ralph bobby russell bradley philip eugene liam oliver lucas mohammed muhammad ahmed ali omar hiroshi wei chen raj priya mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy betty sandra margaret ashley kimberly emily donna michelle carol amanda melissa deborah stephanie dorothy rebecca sharon laura cynthia amy kathleen angela shirley brenda emma anna pamela nicole samantha katherine christine helen debra rachel carolyn janet maria catherine heather diane olivia julie joyce victoria ruth virginia lauren kelly christina joan evelyn judith andrea hannah megan cheryl jacqueline martha madison teresa gloria sara janice ann kathryn abigail sophia frances jean alice judy isabella julia grace amber denise danielle marilyn beverly charlotte natalie theresa diana brittany doris kayla alexis lori marie sofia mia ava chloe zoe lily ella aisha fatima sofia elena ana lucia ingrid astrid diego mateo santiago sebastian valentina camila mariana daniela gabriela isabel carmen pablo javier alejandro carlos luis miguel rafael andres fernando ricardo eduardo sergio antonio manuel francisco jorge alberto luca marco matteo giulia chiara francesca alessandro giovanni lorenzo andrea federica sara elisa pierre jean louis camille chloe manon lucas hugo jules lea ines emma hans klaus lukas jonas felix leon paul anna lena marie katharina johanna nils lars erik sven henrik bjorn freya sigrid magnus oskar karl ivan dmitri sergei andrei alexei mikhail nikolai olga tatiana svetlana natalia irina ekaterina anastasia yulia bogdan piotr katarzyna agnieszka tomasz pavel jan petr eva ahmed mohamed mahmoud hassan hussein youssef khaled tariq hamid karim omar samir layla leila yasmin noor zainab mariam amira salma hana aaliyah amara abebe kofi kwame ama emeka chinedu ngozi nkechi oluwaseun tunde adebayo sipho thabo zanele wanjiru njeri otieno kamau raj rahul amit vikram arjun rohan sanjay anil sunil priya ananya divya kavya deepika pooja neha sneha aditi riya wei ming jun jin li lin hui yan mei xiao hiroshi takashi kenji yuki keiko haruto sakura aiko akira yuto min-jun minjun seo-yeon jisoo ji-woo hyun sung-min thanh linh minh nguyen tuan anh siobhan aoife ciaran niamh sean callum eilidh hamish isla rhys dylan cerys owain bronwen finn ronan declan connor liam aidan tariq farah nadia rania dalia ines esther ruth naomi miriam rachel rebecca leah tamar yael avi eitan noam ari ezra";
+
+/// Capitalised words that start sentences and labels but are not names.
+const NOT_NAMES: &str = "the this that these those there then than our your their his her its my we you they it a an and or but if so please thanks thank hello hi dear best kind regards sincerely cheers customer service support team order account number card payment invoice ticket new old united states kingdom north south east west central general manager department office company bank city state street road monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december today tomorrow yesterday morning evening note subject re fw fwd dr mr mrs ms sir madam yes no ok okay good great happy merry";
+
+static NOT_NAME_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| NOT_NAMES.split(' ').collect());
+static FIRST_NAME_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| FIRST_NAMES.split(' ').collect());
+
+fn is_common_capitalised(w: &str) -> bool {
+    let lower = w
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_ascii_lowercase();
+    NOT_NAME_SET.contains(lower.as_str())
+}
 
 fn is_first_name(w: &str) -> bool {
-    let lower = w.to_ascii_lowercase();
-    FIRST_NAMES.split(' ').any(|n| n == lower)
+    FIRST_NAME_SET.contains(w.to_ascii_lowercase().as_str())
 }
 
 static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
@@ -299,6 +319,14 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             8,
         ),
         r(
+            "URL",
+            r"(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|org|net|edu|gov|io|co|uk|ca|de|fr|es|nl|eu|au|jp|ch|se|dk|fi|pl|nz|ie|br|info|biz|app|dev|ai)\b(?:/[^\s<>()\[\]{}]*[^\s<>()\[\]{}.,;:!?'\x22])?",
+            0,
+            None,
+            any,
+            6,
+        ),
+        r(
             "AWS_ACCESS_KEY",
             r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
             0,
@@ -308,7 +336,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "AWS_SECRET_KEY",
-            r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+=]{40})(?:$|[^A-Za-z0-9/+=])",
+            r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+])",
             1,
             None,
             secret_key,
@@ -332,7 +360,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "MAC_ADDRESS",
-            r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b",
+            r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b|(?i)\b[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\b",
             0,
             None,
             any,
@@ -356,7 +384,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "CREDIT_DEBIT_CARD_EXPIRY",
-            r"(?i)\b(?:exp(?:iry|iration|ires|\.)?|valid (?:thru|through|until)|expiration date)\b\D{0,20}?\b((?:0[1-9]|1[0-2])\s?/\s?(?:\d{2}|20\d{2}))\b",
+            r"(?i)\b(?:exp(?:iry|iration|ires|\.)?|exp date|valid (?:thru|through|until)|expiration date|expiry date)\b\D{0,20}?\b((?:0[1-9]|1[0-2])\s?[/-]\s?(?:\d{2}|20\d{2}))\b",
             1,
             None,
             any,
@@ -487,7 +515,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             r"\b[A-Z0-9](?:[A-Z0-9-]){4,16}[A-Z0-9]\b",
             0,
             ctx(
-                r"driver'?s? licen[cs]e(?: number| no| #)?|driving licen[cs]e(?: number)?|dl(?: number| no| #)?|license number",
+                r"driver'?s? licen[cs]e(?: number| no| #)?|driving licen[cs]e(?: number)?|dl(?: number| no| #)?#?|licen[cs]e(?: number| no| #)?|dmv",
             ),
             has_digit,
             9,
@@ -497,10 +525,10 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             r"\b[A-Z0-9]{1,4}[- ]?[A-Z0-9]{1,4}\b",
             0,
             ctx(
-                r"licen[cs]e plate|number plate|plate(?: number| no)?|registration(?: number| plate)?|tag number",
+                r"licen[cs]e plate|number plate|plate(?: number| no)?|registration(?: number| plate)?|reg(?: no| number)?|tag number",
             ),
             has_digit,
-            9,
+            10,
         ),
         r(
             "VEHICLE_IDENTIFICATION_NUMBER",
@@ -528,7 +556,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "PHONE",
-            r"\+\d{1,3}(?:[\s.-]\(?\d{1,4}\)?){2,5}\b",
+            r"\+\d{1,3}(?:[\s.-]\(?\d{1,6}\)?){1,5}\b",
             0,
             None,
             |s| (8..=15).contains(&digits(s).len()),
@@ -561,19 +589,40 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "PASSWORD",
-            r"(?i)\b(?:password|passwd|pwd|passcode|pass phrase|passphrase)\b(?:\s+is)?\s*[:=]?\s*(\S+)",
+            r"(?i)\b(?:password|passwd|pwd|passcode|pass phrase|passphrase)\b(?:\s+(?:for|to|of|on)(?:\s+[\w.-]+){1,3}?)?(?:\s*[:=]\s*|\s+(?:is|was|will be|=)\s+)[\x22']?([^\s\x22']{3,})",
             1,
             None,
-            |s| s.len() >= 3 && !s.eq_ignore_ascii_case("is"),
+            |s| {
+                !matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "the" | "is" | "not" | "was" | "your" | "my"
+                )
+            },
+            9,
+        ),
+        r(
+            "PASSWORD",
+            r"(?i)\b(?:password|passwd|pwd|passcode|passphrase)\s+[\x22'`]([^\s\x22'`]{3,})[\x22'`]",
+            1,
+            None,
+            any,
             9,
         ),
         r(
             "USERNAME",
-            r"(?i)\b(?:username|user name|user id|userid|login|handle|screen name)\b(?:\s+is)?\s*[:=]?\s*([A-Za-z0-9._@\-]{3,})",
+            r"(?i)\b(?:username|user name|user id|userid|login|handle|screen name)\b(?:\s*[:=]\s*|\s+(?:is|was)\s+)([A-Za-z0-9._@\-]{3,})",
             1,
             None,
-            |s| !s.eq_ignore_ascii_case("is"),
+            |s| !s.eq_ignore_ascii_case("the"),
             9,
+        ),
+        r(
+            "USERNAME",
+            r"\b(?:[Uu]ser|[Aa]ccount|[Uu]sername|[Hh]andle|[Gg]rant|[Ii]'m|[Ii] am|[Aa]dd|[Ff]ollow|[Ll]ogin|[Ll]ogged in as|[Ss]igned in as)\s+([A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)+|[A-Za-z]+\d+|[a-z]+[A-Z][A-Za-z]*\d*)\b",
+            1,
+            None,
+            any,
+            7,
         ),
         r(
             "USERNAME",
@@ -585,15 +634,15 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "AGE",
-            r"(?i)\b(\d{1,3})(?:\s|-)(?:years?|yrs?)(?:\s|-)old\b",
+            r"(?i)\b(\d{1,3}(?:\s|-)(?:years?|yrs?|months?|weeks?))(?:\s|-)(?:old|of age)\b",
             1,
             None,
-            |s| s.parse::<u32>().is_ok_and(|a| a <= 130),
+            |s| leading_number(s).is_some_and(|a| a <= 130),
             8,
         ),
         r(
             "AGE",
-            r"(?i)\b(?:age[ds]?|aged|age of)\s*[:=]?\s*(\d{1,3})\b",
+            r"(?i)\b(?:age[ds]?|aged|age of|turned|turning|turns)\s*[:=]?\s*(\d{1,3})\b",
             1,
             None,
             |s| s.parse::<u32>().is_ok_and(|a| a <= 130),
@@ -646,6 +695,22 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             None,
             |s| s.split_whitespace().next().is_some_and(is_first_name),
             6,
+        ),
+        r(
+            "NAME",
+            r"\b(?:(?:Hi|Hello|Hey|Dear|Thanks|Thank you|Thanks again|Cheers|Regards|Attn|belonging to|referral for|forward this to|on behalf of|assigned to|signed by|approved by|social for|client|customer|patient|tenant|employee|cardholder|applicant)[,:]?|(?:Contact|Patient|Employee|Traveler|Traveller|Passenger|Customer|Client|Cardholder|Applicant|Tenant|Guest|Attention|Name|Full name|Signed|From|To|Cc):)\s+([A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?(?:\s+[A-Z]\.)?(?:\s+(?:(?:van|von|de|der|den|da|di|del|la|le|bin|al)\s+)*(?:O'|Mc|Mac)?[A-Z][a-z]+(?:-[A-Z][a-z]+)?))\b",
+            1,
+            None,
+            |s| !s.split_whitespace().any(is_common_capitalised),
+            6,
+        ),
+        r(
+            "NAME",
+            r"(?m)(?:^|[.!?:]\s+)([A-Z][a-z]+(?:-[a-z]+)?\s+(?:O')?[A-Z][a-z]+)(?:,|\s+-|\s+\(|\s+(?:presented|filed|called|sent|said|asked|wrote|emailed|reported|requested|has|had|is|was|will|signed|paid|lives|works))",
+            1,
+            None,
+            |s| !s.split_whitespace().any(is_common_capitalised),
+            5,
         ),
         r("NAME", r"\b([A-Z][a-z]+)\b", 1, None, is_first_name, 3),
     ]
@@ -837,7 +902,7 @@ mod tests {
             "VEHICLE_IDENTIFICATION_NUMBER",
             "1M8GDM9AXKP042788",
         );
-        has("she is 34 years old", "AGE", "34");
+        has("she is 34 years old", "AGE", "34 years");
         has("MAC 00:1A:2B:3C:4D:5E", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E");
     }
 
