@@ -467,3 +467,15 @@ def test_openai_chat_with_guardrail_extension(server, output_guard):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == BLOCKED_OUT
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+
+
+def test_invoke_model_with_response_stream_guardrail(runtime, output_guard):
+    resp = runtime.invoke_model_with_response_stream(
+        modelId=MODEL_ID,
+        body=json.dumps({"prompt": "The sea is", "max_gen_len": 16}),
+        guardrailIdentifier=output_guard,
+        guardrailVersion="DRAFT",
+    )
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in resp["body"] if "chunk" in e]
+    assert "".join(c["generation"] for c in chunks) == BLOCKED_OUT
+    assert chunks[-1]["amazon-bedrock-guardrailAction"] == "INTERVENED"

@@ -167,7 +167,10 @@ pub(crate) async fn check_input(
         trace,
         done: false,
     };
-    Ok(InputCheck::Proceed(Box::new(request), Some(Box::new(guard))))
+    Ok(InputCheck::Proceed(
+        Box::new(request),
+        Some(Box::new(guard)),
+    ))
 }
 
 /// Checks a generation's output as it arrives.

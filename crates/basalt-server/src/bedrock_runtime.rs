@@ -681,6 +681,8 @@ struct InvokeEncoder {
     input_tokens: u32,
     generated_chunks: u32,
     first_byte_ms: Option<u64>,
+    /// Whether the call asked for a guardrail (its action goes in the last chunk).
+    guarded: bool,
 }
 
 impl InvokeEncoder {
@@ -744,6 +746,13 @@ impl Encoder for InvokeEncoder {
             ) => {
                 let metrics =
                     invocation_metrics(usage, elapsed_ms, self.first_byte_ms.unwrap_or(elapsed_ms));
+                let action = self.guarded.then(|| {
+                    if *reason == StopReason::GuardrailIntervened {
+                        "INTERVENED"
+                    } else {
+                        "NONE"
+                    }
+                });
                 match format {
                     BodyFormat::Anthropic => {
                         Self::chunk(out, &json!({ "type": "content_block_stop", "index": 0 }));
@@ -755,21 +764,25 @@ impl Encoder for InvokeEncoder {
                                 "usage": { "output_tokens": usage.output_tokens },
                             }),
                         );
-                        Self::chunk(
-                            out,
-                            &json!({ "type": "message_stop", "amazon-bedrock-invocationMetrics": metrics }),
-                        );
+                        let mut last = json!({ "type": "message_stop", "amazon-bedrock-invocationMetrics": metrics });
+                        if let Some(a) = action {
+                            last["amazon-bedrock-guardrailAction"] = Value::from(a);
+                        }
+                        Self::chunk(out, &last);
                     }
-                    BodyFormat::MetaLlama => Self::chunk(
-                        out,
-                        &json!({
+                    BodyFormat::MetaLlama => {
+                        let mut last = json!({
                             "generation": "",
                             "prompt_token_count": if self.generated_chunks == 0 { Some(usage.input_tokens) } else { None },
                             "generation_token_count": usage.output_tokens,
                             "stop_reason": llama_stop(*reason),
                             "amazon-bedrock-invocationMetrics": metrics,
-                        }),
-                    ),
+                        });
+                        if let Some(a) = action {
+                            last["amazon-bedrock-guardrailAction"] = Value::from(a);
+                        }
+                        Self::chunk(out, &last);
+                    }
                 }
             }
         }
@@ -800,6 +813,7 @@ pub(crate) async fn invoke_stream(
     }
     let (format, mut request) = parse_invoke_body(&body, model_id.clone())?;
     request.guardrail = guardrail;
+    let guarded = request.guardrail.is_some();
     let mut stream = state
         .gateway
         .converse_stream(ctx("InvokeModelWithResponseStream", &id), request)
@@ -812,6 +826,7 @@ pub(crate) async fn invoke_stream(
         input_tokens: 0,
         generated_chunks: 0,
         first_byte_ms: None,
+        guarded,
     };
     Ok(event_stream_response(
         streaming::body(stream, first, encoder),
