@@ -32,12 +32,7 @@ product page now says water-resistant, so please let me know which one is right 
 take them out in the rain. Thanks for your help, and have a nice day. Best regards, Jordan.";
 
 fn sides() -> Sides {
-    Sides {
-        input_action: Action::Block,
-        output_action: Action::Block,
-        input_enabled: true,
-        output_enabled: true,
-    }
+    Sides::both(Action::Block)
 }
 
 fn policy(grounding: bool) -> Policy {
@@ -107,12 +102,7 @@ fn policy(grounding: bool) -> Policy {
                 .map(|t| PiiEntity {
                     kind: (*t).into(),
                     action: Action::Anonymize,
-                    sides: Sides {
-                        input_action: Action::Anonymize,
-                        output_action: Action::Anonymize,
-                        input_enabled: true,
-                        output_enabled: true,
-                    },
+                    sides: Sides::both(Action::Anonymize),
                 })
                 .collect(),
         ),

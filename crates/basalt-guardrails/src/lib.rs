@@ -736,12 +736,7 @@ mod tests {
     use super::*;
 
     fn sides(action: Action) -> Sides {
-        Sides {
-            input_action: action,
-            output_action: action,
-            input_enabled: true,
-            output_enabled: true,
-        }
+        Sides::both(action)
     }
 
     fn store() -> (tempdir::Dir, Store) {

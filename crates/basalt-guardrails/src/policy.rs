@@ -58,6 +58,17 @@ pub struct Sides {
 }
 
 impl Sides {
+    /// `action` on both input and output, both enabled.
+    #[must_use]
+    pub fn both(action: Action) -> Self {
+        Self {
+            input_action: action,
+            output_action: action,
+            input_enabled: true,
+            output_enabled: true,
+        }
+    }
+
     /// The action on `source`, or `None` when the entry is disabled there.
     #[must_use]
     pub fn on(&self, source: GuardSource) -> Option<Action> {
@@ -397,12 +408,7 @@ mod tests {
     use super::*;
 
     fn sides() -> Sides {
-        Sides {
-            input_action: Action::Block,
-            output_action: Action::Block,
-            input_enabled: true,
-            output_enabled: true,
-        }
+        Sides::both(Action::Block)
     }
 
     fn base() -> Policy {

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use basalt_providers::StaticEmbeddings;
+use basalt_providers::{dot, StaticEmbeddings};
 use basalt_types::guardrail::Level;
 use regex::Regex;
 
@@ -26,25 +26,6 @@ pub const CATEGORIES: [&str; 6] = [
 
 /// The labelled examples: `CATEGORY<TAB>sentence` per line.
 const EXAMPLES: &str = include_str!("../data/content.tsv");
-
-/// Cosine similarity of unit vectors. Eight independent sums let the compiler
-/// use SIMD (a single running float sum cannot be reordered).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
 
 /// Sentences of `text` (split after `.`, `!`, `?` and at newlines), plus the
 /// whole text when it has several, trimmed and non-empty.

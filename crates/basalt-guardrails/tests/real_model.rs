@@ -15,12 +15,7 @@ use basalt_store::Store;
 use basalt_types::guardrail::{GuardSource, GuardText, Level, Qualifier};
 
 fn sides() -> Sides {
-    Sides {
-        input_action: Action::Block,
-        output_action: Action::Block,
-        input_enabled: true,
-        output_enabled: true,
-    }
+    Sides::both(Action::Block)
 }
 
 async fn guardrails() -> Option<(Guardrails, tempdir::TempDir)> {

@@ -209,24 +209,8 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     lanes.iter().sum::<i32>() + tail
 }
 
-/// Dot product, written so the compiler vectorises it (8 independent lanes).
-#[must_use]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
+/// Dot product (8 SIMD-friendly lanes), shared with the guardrails.
+pub use basalt_engine::dot;
 
 #[cfg(test)]
 mod tests {

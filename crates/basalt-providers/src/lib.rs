@@ -11,7 +11,7 @@ pub mod source;
 
 use async_trait::async_trait;
 use basalt_engine::EngineStats;
-pub use basalt_engine::StaticEmbeddings;
+pub use basalt_engine::{dot, StaticEmbeddings};
 use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result, StreamEvent};
 
 pub use embedding::LocalEmbedder;
