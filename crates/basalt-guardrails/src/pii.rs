@@ -251,6 +251,15 @@ fn leading_number(s: &str) -> Option<u32> {
     s[..end].parse().ok()
 }
 
+/// `2024-02-20`, `20-02-2024`: dates, not identifiers.
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().any(|p| p.len() == 4)
+        && parts.iter().filter(|p| p.len() == 2).count() == 2
+}
+
 fn has_digit(s: &str) -> bool {
     s.chars().any(|c| c.is_ascii_digit())
 }
@@ -426,7 +435,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             "CA_SOCIAL_INSURANCE_NUMBER",
             r"\b\d{9}\b",
             0,
-            ctx(r"sin|social insurance(?: number)?"),
+            ctx(r"sin|social insurance(?: number)?|nas|assurance sociale"),
             sin,
             8,
         ),
@@ -440,11 +449,19 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
-            r"\b\d{3}[- ]?\d{3}[- ]?\d{4}\b",
+            r"\b\d{3} ?\d{3} ?\d{4}\b",
             0,
             None,
             nhs,
             6,
+        ),
+        r(
+            "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+            r"\b\d{3}-\d{3}-\d{4}\b",
+            0,
+            ctx(r"nhs|health service|nhs number|nhs no"),
+            nhs,
+            9,
         ),
         r(
             "UK_NATIONAL_INSURANCE_NUMBER",
@@ -498,15 +515,31 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             "US_BANK_ACCOUNT_NUMBER",
             r"\b\d{8,17}\b",
             0,
-            ctx(r"account|acct|a/c|checking|savings"),
+            ctx(r"account|acct|a/c|checking|savings|dda"),
             any,
             7,
+        ),
+        r(
+            "US_BANK_ROUTING_NUMBER",
+            r"\b\d{9}\b",
+            0,
+            ctx(r"routing(?: number| no| #)?|rtn|aba|transit(?: number)?|rt#?"),
+            aba,
+            9,
+        ),
+        r(
+            "DRIVER_ID",
+            r"\b\d{3} \d{3} \d{3}\b",
+            0,
+            ctx(r"driver'?s? licen[cs]e|driving licen[cs]e|driver id|dl#?|licen[cs]e"),
+            any,
+            9,
         ),
         r(
             "US_PASSPORT_NUMBER",
             r"\b[A-Z]?\d{8,9}\b",
             0,
-            ctx(r"passport(?: number| no| #)?"),
+            ctx(r"passport(?: number| no| #)?|doc(?:ument)? (?:no|number|#)|travel document"),
             any,
             8,
         ),
@@ -515,9 +548,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             r"\b[A-Z0-9](?:[A-Z0-9-]){4,16}[A-Z0-9]\b",
             0,
             ctx(
-                r"driver'?s? licen[cs]e(?: number| no| #)?|driving licen[cs]e(?: number)?|dl(?: number| no| #)?#?|licen[cs]e(?: number| no| #)?|dmv",
+                r"driver'?s? licen[cs]e(?: number| no| #)?|driving licen[cs]e(?: number)?|driver id|dl(?: number| no| #)?#?|licen[cs]e(?: number| no| #)?|dmv",
             ),
-            has_digit,
+            |s| has_digit(s) && !is_date(s),
             9,
         ),
         r(
@@ -548,7 +581,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "PHONE",
-            r"(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b",
+            r"(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b",
             0,
             None,
             any,
@@ -556,7 +589,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "PHONE",
-            r"\+\d{1,3}(?:[\s.-]\(?\d{1,6}\)?){1,5}\b",
+            r"\+\d{1,3}(?:\s?\(0\))?(?:[\s.-]?\(?\d{1,8}\)?){1,5}\b",
             0,
             None,
             |s| (8..=15).contains(&digits(s).len()),
@@ -752,11 +785,16 @@ pub fn find(text: &str, kinds: Option<&[&str]>) -> Vec<Entity> {
                 continue;
             }
             if let Some(ctx) = &r.context {
+                // The cue may come before ("SSN 123…") or after ("… is my SSN").
                 let mut from = m.start().saturating_sub(CONTEXT_BYTES);
                 while !text.is_char_boundary(from) {
                     from -= 1;
                 }
-                if !ctx.is_match(&text[from..m.start()]) {
+                let mut to = (m.end() + CONTEXT_BYTES).min(text.len());
+                while !text.is_char_boundary(to) {
+                    to += 1;
+                }
+                if !ctx.is_match(&text[from..m.start()]) && !ctx.is_match(&text[m.end()..to]) {
                     continue;
                 }
             }
