@@ -88,13 +88,12 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
-def bench_pii(srv, out, per_type):
+def bench_pii(srv, out, title, items, per_type):
     from presidio_peer import Presidio
 
     control, runtime = srv.client("bedrock"), srv.client("bedrock-runtime")
-    gid = create(control, "pii-bench", sensitiveInformationPolicyConfig={
+    gid = create(control, f"pii-{title.split()[0].lower()}", sensitiveInformationPolicyConfig={
         "piiEntitiesConfig": [{"type": t, "action": "NONE"} for t in PII_TYPES]})
-    items = pii_data.generate(seed=7, per_type=per_type) + pii_data.negatives(seed=7, n=100)
     import presidio_analyzer
 
     # The fairer peer: Presidio's default English recognizers plus the five it
@@ -124,8 +123,8 @@ def bench_pii(srv, out, per_type):
     covered = presidio.covered()
     b = score(items, basalt_pred)
     p = score(items, presidio_pred)
-    out.append(f"PII: {len(items)} texts ({per_type} per type + {len(items) - per_type * len(PII_TYPES)} without PII), "
-               f"`bench/guardrails/pii_data.py` (seed 7, generated for basalt); Presidio {version} with its no-op NLP engine "
+    out.append(f"PII, {title}: {len(items)} texts ({per_type} per type + {len(items) - per_type * len(PII_TYPES)} without PII); "
+               f"Presidio {version} with its no-op NLP engine "
                f"(pattern recognizers, default and off-by-default English ones, score threshold 0). A detection counts when "
                f"its type matches and its span overlaps the labelled one.\n")
     out.append("| type | basalt recall | basalt precision | Presidio recall | Presidio precision |")
@@ -222,7 +221,12 @@ def main():
     out = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}.\n"]
     srv = Server(args.bin, args.embed_model, args.threads, {})
     try:
-        bench_pii(srv, out, args.per_type)
+        import pii_heldout
+
+        bench_pii(srv, out, "tuned set (bench/guardrails/pii_data.py, seed 7)",
+                  pii_data.generate(seed=7, per_type=args.per_type) + pii_data.negatives(seed=7, n=100), args.per_type)
+        bench_pii(srv, out, "held-out set (bench/guardrails/pii_heldout.py, seed 1234; written independently, "
+                  "never used to tune)", pii_heldout.generate(seed=1234, per_type=15) + pii_heldout.negatives(seed=1234, n=80), 15)
         bench_content(srv, out, ROOT / "bench" / "guardrails" / "content_eval.tsv")
         bench_topics(srv, out, ROOT / "bench" / "guardrails" / "topics_eval.json")
     finally:

@@ -472,7 +472,7 @@ def test_guardrails_on_retrieve_and_generate(rt, filter_kb, kb_server):
         name="kb-guard", blockedInputMessaging="no input", blockedOutputsMessaging="no output",
         wordPolicyConfig={"wordsConfig": [{"text": "forbidden fruit", "outputEnabled": False}]},
         sensitiveInformationPolicyConfig={"regexesConfig": [
-            {"name": "ANY", "pattern": "[A-Za-z]", "action": "BLOCK", "inputEnabled": False}]},
+            {"name": "ANY", "pattern": r"\S", "action": "BLOCK", "inputEnabled": False}]},
     )["guardrailId"]
     guard = {"guardrailId": gid, "guardrailVersion": "DRAFT"}
     config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
