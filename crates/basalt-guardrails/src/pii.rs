@@ -385,7 +385,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "CREDIT_DEBIT_CARD_CVV",
-            r"(?i)\b(?:cvv2?|cvc2?|csc|security code|card verification(?: value| code)?)\b\D{0,20}?(\d{3,4})\b",
+            r"(?i)\b(?:cvv2?|cvc2?|csc|cid|cvn|security code|card code|card verification(?: value| code)?|(?:3|4|three|four)[- ]digit (?:security )?(?:code|number))\b\D{0,25}?(\d{3,4})\b",
             1,
             None,
             any,
@@ -393,7 +393,24 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "CREDIT_DEBIT_CARD_EXPIRY",
-            r"(?i)\b(?:exp(?:iry|iration|ires|\.)?|exp date|valid (?:thru|through|until)|expiration date|expiry date)\b\D{0,20}?\b((?:0[1-9]|1[0-2])\s?[/-]\s?(?:\d{2}|20\d{2}))\b",
+            r"(?i)\b(?:exp(?:iry|iration|ires|ired|\.)?|exp date|valid (?:thru|through|until)|good (?:thru|through)|expiration date|expiry date|runs out|end date)\b\D{0,20}?\b((?:0?[1-9]|1[0-2])\s?[/-]\s?(?:\d{2}|20\d{2})|(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?\s+(?:20)?\d{2})\b",
+            1,
+            None,
+            any,
+            7,
+        ),
+        // A card dump: "NUMBER MM/YY CVV" with no cue words.
+        r(
+            "CREDIT_DEBIT_CARD_EXPIRY",
+            r"\b((?:0?[1-9]|1[0-2])/(?:\d{2}|20\d{2}))(?:$|[^/\d])",
+            1,
+            ctx(r"\b\d{4}[ -]?\d{4,6}[ -]?\d{4,5}(?:[ -]?\d{1,4})?\b"),
+            any,
+            6,
+        ),
+        r(
+            "CREDIT_DEBIT_CARD_CVV",
+            r"\b\d{4}[ -]?\d{4,6}[ -]?\d{4,5}(?:[ -]?\d{1,4})?[ ,;|]+(?:0?[1-9]|1[0-2])/(?:\d{2}|20\d{2})[ ,;|]+(\d{3,4})\b",
             1,
             None,
             any,
@@ -443,7 +460,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             "CA_HEALTH_NUMBER",
             r"\b\d{4}[- ]?\d{3}[- ]?\d{3}(?:[- ]?[A-Z]{2})?\b",
             0,
-            ctx(r"health (?:card|number|insurance number)|ohip|hcn|carte santé|care card"),
+            ctx(
+                r"health (?:card|number|no|insurance number)|ohip|hcn|phn|personal health number|services card|carte santé|care card|assurance maladie|ramq|medicare",
+            ),
             any,
             9,
         ),
@@ -456,10 +475,18 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             6,
         ),
         r(
+            "CA_HEALTH_NUMBER",
+            r"\b[A-Z]{4} ?\d{4} ?\d{4}\b",
+            0,
+            ctx(r"ramq|assurance maladie|health (?:card|number|no)|carte"),
+            any,
+            9,
+        ),
+        r(
             "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
             r"\b\d{3}-\d{3}-\d{4}\b",
             0,
-            ctx(r"nhs|health service|nhs number|nhs no"),
+            ctx(r"nhs|health service|gp|surgery|nhs number|nhs no"),
             nhs,
             9,
         ),
@@ -517,7 +544,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             0,
             ctx(r"account|acct|a/c|checking|savings|dda"),
             any,
-            7,
+            9,
         ),
         r(
             "US_BANK_ROUTING_NUMBER",
@@ -555,13 +582,17 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "LICENSE_PLATE",
-            r"\b[A-Z0-9]{1,4}[- ]?[A-Z0-9]{1,4}\b",
+            r"\b[A-Z0-9]{2,4}[- ]?[A-Z0-9]{2,4}\b",
             0,
             ctx(
-                r"licen[cs]e plate|number plate|plate(?: number| no)?|registration(?: number| plate)?|reg(?: no| number)?|tag number",
+                r"licen[cs]e plate|number plate|plate(?: number| no)?|registration(?: number| plate)?|registered|reg(?: no| number)?|tag number|vehicle|pcn|parking ticket|toll",
             ),
-            has_digit,
-            10,
+            |s| {
+                has_digit(s)
+                    && s.chars().any(|c| c.is_ascii_alphabetic())
+                    && s.chars().filter(char::is_ascii_alphanumeric).count() >= 5
+            },
+            9,
         ),
         r(
             "VEHICLE_IDENTIFICATION_NUMBER",
@@ -622,7 +653,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "PASSWORD",
-            r"(?i)\b(?:password|passwd|pwd|passcode|pass phrase|passphrase)\b(?:\s+(?:for|to|of|on)(?:\s+[\w.-]+){1,3}?)?(?:\s*[:=]\s*|\s+(?:is|was|will be|=)\s+)[\x22']?([^\s\x22']{3,})",
+            r"(?i)\b(?:password|passwd|pwd|pw|passcode|pass phrase|passphrase|pin code)\b(?:\s+(?:for|to|of|on)(?:\s+[\w.-]+){1,3}?)?(?:\s*[:=]\s*|\s+(?:is|was|will be|=)\s+)[\x22']?([^\s\x22']{3,})",
             1,
             None,
             |s| {
@@ -658,6 +689,47 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             7,
         ),
         r(
+            "PASSWORD",
+            r"(?i)\bpass\s*[:=]\s*([^\s\x22']{3,})",
+            1,
+            None,
+            any,
+            9,
+        ),
+        r(
+            "USERNAME",
+            r"(?i)\b(?:user|usr|uid|login|log in as|logged in as|signed in as|sign in as)\s*[:=]?\s*['\x22]([A-Za-z0-9._@-]{3,})['\x22]",
+            1,
+            None,
+            any,
+            8,
+        ),
+        r(
+            "USERNAME",
+            r"(?i)\b(?:user|usr|uid|login)\s*[:=]\s*([A-Za-z0-9._@-]{3,})",
+            1,
+            None,
+            any,
+            8,
+        ),
+        r(
+            "USERNAME",
+            r"(?i)\b(?:log in as|logged in as|signed in as|sign in as)\s+([A-Za-z0-9._-]{3,})",
+            1,
+            None,
+            any,
+            8,
+        ),
+        r("USERNAME", r"\bssh\s+([A-Za-z0-9._-]+)@", 1, None, any, 8),
+        r(
+            "USERNAME",
+            r"\b([A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)+|[A-Za-z]+\d{2,}|[a-z]+[A-Z][A-Za-z]*\d*)\b",
+            1,
+            ctx(r"gamertag|username|user name|handle|screen name|user id|account name|login"),
+            any,
+            6,
+        ),
+        r(
             "USERNAME",
             r"(?:^|[\s(])(@[A-Za-z0-9_]{3,30})\b",
             1,
@@ -672,6 +744,22 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             None,
             |s| leading_number(s).is_some_and(|a| a <= 130),
             8,
+        ),
+        r(
+            "AGE",
+            r"(?i)\b(\d{1,3}\s?(?:yo|y/o|y\.o\.))(?:\b|$)",
+            1,
+            None,
+            |s| leading_number(s).is_some_and(|a| a <= 130),
+            8,
+        ),
+        r(
+            "AGE",
+            r"(?i)\b(?:at|aged?|now)\s+(\d{1,3}\s?(?:yrs?|years?))\b",
+            1,
+            None,
+            |s| leading_number(s).is_some_and(|a| a <= 130),
+            7,
         ),
         r(
             "AGE",
@@ -770,7 +858,9 @@ const CONTEXT_BYTES: usize = 48;
 /// overlaps, in text order.
 #[must_use]
 pub fn find(text: &str, kinds: Option<&[&str]>) -> Vec<Entity> {
-    let mut found: Vec<(Entity, u8)> = Vec::new();
+    // (entity, priority, distance to its cue word: 0 without a cue; cues after
+    // the value count as farther than any cue before it).
+    let mut found: Vec<(Entity, u8, usize)> = Vec::new();
     for r in RECOGNIZERS.iter() {
         if kinds.is_some_and(|k| !k.contains(&r.kind)) {
             continue;
@@ -784,6 +874,7 @@ pub fn find(text: &str, kinds: Option<&[&str]>) -> Vec<Entity> {
             {
                 continue;
             }
+            let mut cue = 0;
             if let Some(ctx) = &r.context {
                 // The cue may come before ("SSN 123…") or after ("… is my SSN").
                 let mut from = m.start().saturating_sub(CONTEXT_BYTES);
@@ -794,7 +885,11 @@ pub fn find(text: &str, kinds: Option<&[&str]>) -> Vec<Entity> {
                 while !text.is_char_boundary(to) {
                     to += 1;
                 }
-                if !ctx.is_match(&text[from..m.start()]) && !ctx.is_match(&text[m.end()..to]) {
+                if let Some(c) = ctx.find_iter(&text[from..m.start()]).last() {
+                    cue = m.start() - (from + c.end());
+                } else if let Some(c) = ctx.find(&text[m.end()..to]) {
+                    cue = CONTEXT_BYTES + c.start();
+                } else {
                     continue;
                 }
             }
@@ -805,17 +900,20 @@ pub fn find(text: &str, kinds: Option<&[&str]>) -> Vec<Entity> {
                     end: m.end(),
                 },
                 r.priority,
+                cue,
             ));
         }
     }
-    // Highest priority first, then longest; keep what does not overlap a kept one.
+    // Highest priority first, then the nearest cue, then longest; keep what
+    // does not overlap a kept one.
     found.sort_by(|a, b| {
         b.1.cmp(&a.1)
+            .then(a.2.cmp(&b.2))
             .then((b.0.end - b.0.start).cmp(&(a.0.end - a.0.start)))
             .then(a.0.start.cmp(&b.0.start))
     });
     let mut kept: Vec<Entity> = Vec::new();
-    for (e, _) in found {
+    for (e, _, _) in found {
         if kept.iter().all(|k| e.end <= k.start || e.start >= k.end) {
             kept.push(e);
         }
