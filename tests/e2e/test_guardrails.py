@@ -479,3 +479,14 @@ def test_invoke_model_with_response_stream_guardrail(runtime, output_guard):
     chunks = [json.loads(e["chunk"]["bytes"]) for e in resp["body"] if "chunk" in e]
     assert "".join(c["generation"] for c in chunks) == BLOCKED_OUT
     assert chunks[-1]["amazon-bedrock-guardrailAction"] == "INTERVENED"
+
+
+def test_metrics_count_guardrail_evaluations(server, runtime, guard):
+    before = support.metric_sum(support.get_metrics(server.url), "basalt_guardrail_evaluations_total",
+                                guardrail=guard, source="input", action="blocked") or 0
+    _apply(runtime, guard, "My SSN is 123-45-6789.")
+    text = support.get_metrics(server.url)
+    after = support.metric_sum(text, "basalt_guardrail_evaluations_total", guardrail=guard, source="input",
+                               action="blocked")
+    assert after == before + 1
+    assert support.metric_sum(text, "basalt_guardrail_text_units_total", guardrail=guard) >= 1

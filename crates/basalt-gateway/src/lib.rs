@@ -168,11 +168,13 @@ impl Gateway {
     /// Prometheus text for `/metrics`.
     #[must_use]
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(
+        let mut out = self.metrics.render(
             self.models
                 .iter()
                 .filter_map(|m| m.provider.engine_stats().map(|s| (m.config.id.as_str(), s))),
-        )
+        );
+        metrics::render_guardrails(&mut out, &self.guardrails.counters());
+        out
     }
 
     /// Counts input tokens exactly as a call would.

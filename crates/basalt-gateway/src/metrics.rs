@@ -59,6 +59,42 @@ pub struct CallOutcome<'a> {
     pub ttft_seconds: Option<f64>,
 }
 
+/// Appends the guardrail counters (evaluations and text units by guardrail,
+/// source and action).
+pub fn render_guardrails(
+    out: &mut String,
+    rows: &[(
+        String,
+        &'static str,
+        &'static str,
+        basalt_guardrails::Counter,
+    )],
+) {
+    for (name, help, pick) in [
+        (
+            "basalt_guardrail_evaluations_total",
+            "Guardrail evaluations by guardrail, source and action.",
+            (|c: &basalt_guardrails::Counter| c.evaluations)
+                as fn(&basalt_guardrails::Counter) -> u64,
+        ),
+        (
+            "basalt_guardrail_text_units_total",
+            "Text units (1,000 characters per policy) the guardrails processed.",
+            |c: &basalt_guardrails::Counter| c.text_units,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (g, source, action, c) in rows {
+            let _ = writeln!(
+                out,
+                "{name}{{guardrail=\"{}\",source=\"{source}\",action=\"{action}\"}} {}",
+                escape(g),
+                pick(c)
+            );
+        }
+    }
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -84,6 +120,8 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format.
+    ///
+    /// (Guardrail counters are appended by [`render_guardrails`].)
     pub fn render<'a>(
         &self,
         engines: impl IntoIterator<Item = (&'a str, &'a EngineStats)>,

@@ -110,6 +110,17 @@ pub struct Guardrails {
     embedder: Option<Arc<dyn Provider>>,
     statics: tokio::sync::OnceCell<(Arc<StaticEmbeddings>, Arc<ContentModel>)>,
     compiled: Mutex<HashMap<(String, String), Arc<Compiled>>>,
+    counters: Mutex<std::collections::BTreeMap<CounterKey, Counter>>,
+}
+
+/// (guardrail id, source, action) of evaluations, for `/metrics`.
+type CounterKey = (String, &'static str, &'static str);
+
+/// How many evaluations ended one way, and the text units they processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub evaluations: u64,
+    pub text_units: u64,
 }
 
 impl Guardrails {
@@ -122,6 +133,7 @@ impl Guardrails {
             embedder,
             statics: tokio::sync::OnceCell::new(),
             compiled: Mutex::new(HashMap::new()),
+            counters: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -392,7 +404,47 @@ impl Guardrails {
         blocks: &[GuardText],
     ) -> Result<GuardrailOutcome> {
         let compiled = self.compiled(identifier, version).await?;
-        Ok(compiled.evaluate(source, blocks))
+        let outcome = compiled.evaluate(source, blocks);
+        let action = if outcome.blocked() {
+            "blocked"
+        } else if outcome.intervened {
+            "masked"
+        } else {
+            "none"
+        };
+        let source = match source {
+            GuardSource::Input => "input",
+            GuardSource::Output => "output",
+        };
+        let u = outcome.assessment.units;
+        let units = u.topic
+            + u.content
+            + u.word
+            + u.sensitive_information
+            + u.sensitive_information_free
+            + u.contextual_grounding;
+        if let Ok(mut c) = self.counters.lock() {
+            let e = c
+                .entry((compiled.guardrail.id.clone(), source, action))
+                .or_default();
+            e.evaluations += 1;
+            e.text_units += u64::from(units);
+        }
+        Ok(outcome)
+    }
+
+    /// Evaluations so far by guardrail id, source (`input`/`output`) and
+    /// action (`none`/`masked`/`blocked`), with the text units they processed.
+    #[must_use]
+    pub fn counters(&self) -> Vec<(String, &'static str, &'static str, Counter)> {
+        self.counters.lock().map_or_else(
+            |_| Vec::new(),
+            |c| {
+                c.iter()
+                    .map(|((g, s, a), n)| (g.clone(), *s, *a, *n))
+                    .collect()
+            },
+        )
     }
 
     /// The blocked message a guardrail shows for `source`.
