@@ -795,7 +795,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "NAME",
-            r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam|Mx)\.?\s+([A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})",
+            r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam|Mx)\.?\s+((?:O['’])?\p{Lu}\p{Ll}+(?:[\s-](?:O['’])?\p{Lu}\p{Ll}+){0,2})",
             1,
             None,
             any,
@@ -803,15 +803,15 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "NAME",
-            r"(?i:\b(?:my name is|name is|name's|i am called|call me|this is|signed|regards,|sincerely,|dear|name\s*:))\s+([A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})",
+            r"(?i:\b(?:my name is|name is|name's|i am called|call me|this is|signed|regards,|sincerely,|dear|name\s*:))\s+(\p{Lu}\p{Ll}+(?:[\s-]\p{Lu}\p{Ll}+){0,2})",
             1,
             None,
-            |s| !matches!(s, "The" | "This" | "It" | "A"),
+            |s| !s.split_whitespace().any(is_common_capitalised),
             7,
         ),
         r(
             "NAME",
-            r"\b([A-Z][a-z]+(?:\s[A-Z]\.)?\s[A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b",
+            r"\b(\p{Lu}\p{Ll}+(?:\s[A-Z]\.)?\s\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?)\b",
             1,
             None,
             |s| s.split_whitespace().next().is_some_and(is_first_name),
@@ -819,7 +819,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "NAME",
-            r"\b(?:(?:Hi|Hello|Hey|Dear|Thanks|Thank you|Thanks again|Cheers|Regards|Attn|belonging to|referral for|forward this to|on behalf of|assigned to|signed by|approved by|social for|client|customer|patient|tenant|employee|cardholder|applicant)[,:]?|(?:Contact|Patient|Employee|Traveler|Traveller|Passenger|Customer|Client|Cardholder|Applicant|Tenant|Guest|Attention|Name|Full name|Signed|From|To|Cc):)\s+([A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?(?:\s+[A-Z]\.)?(?:\s+(?:(?:van|von|de|der|den|da|di|del|la|le|bin|al)\s+)*(?:O'|Mc|Mac)?[A-Z][a-z]+(?:-[A-Z][a-z]+)?))\b",
+            r"\b(?:(?:Hi|Hello|Hey|Dear|Thanks|Thank you|Thanks again|Cheers|Regards|Attn|belonging to|referral for|forward this to|on behalf of|assigned to|signed by|approved by|social for|client|customer|patient|tenant|employee|cardholder|applicant)[,:]?|(?:Contact|Patient|Employee|Traveler|Traveller|Passenger|Customer|Client|Cardholder|Applicant|Tenant|Guest|Attention|Name|Full name|Signed|From|To|Cc):)\s+(\p{Lu}\p{Ll}+(?:[-'’]\p{L}\p{Ll}+)?(?:\s+[A-Z]\.)?(?:\s+(?:(?:van|von|de|der|den|da|di|del|la|le|bin|al)\s+)*(?:O['’]|Mc|Mac)?\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?))\b",
             1,
             None,
             |s| !s.split_whitespace().any(is_common_capitalised),
@@ -827,13 +827,13 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         ),
         r(
             "NAME",
-            r"(?m)(?:^|[.!?:]\s+)([A-Z][a-z]+(?:-[a-z]+)?\s+(?:O')?[A-Z][a-z]+)(?:,|\s+-|\s+\(|\s+(?:presented|filed|called|sent|said|asked|wrote|emailed|reported|requested|has|had|is|was|will|signed|paid|lives|works))",
+            r"(?m)(?:^|[.!?:]\s+)(\p{Lu}\p{Ll}+(?:-\p{Ll}+)?\s+(?:O['’])?\p{Lu}\p{Ll}+)(?:,|\s+-|\s+\(|\s+(?:presented|filed|called|sent|said|asked|wrote|emailed|reported|requested|has|had|is|was|will|signed|paid|lives|works))",
             1,
             None,
             |s| !s.split_whitespace().any(is_common_capitalised),
             5,
         ),
-        r("NAME", r"\b([A-Z][a-z]+)\b", 1, None, is_first_name, 3),
+        r("NAME", r"\b(\p{Lu}\p{Ll}+)\b", 1, None, is_first_name, 3),
     ]
 });
 
@@ -1016,6 +1016,12 @@ mod tests {
             "GB82 WEST 1234 5698 7654 32",
         );
         has("Dear Mr. Smith, thanks", "NAME", "Smith");
+        has("Dear Mr. O'Brien, thanks", "NAME", "O'Brien");
+        has(
+            "Contact: José Müller <jm@example.com>",
+            "NAME",
+            "José Müller",
+        );
         has(
             "I live at 42 Wallaby Way, Sydney",
             "ADDRESS",
