@@ -362,7 +362,12 @@ def test_converse_passes_benign_input_and_traces_it(runtime, guard):
     assert guard in resp["trace"]["guardrail"]["outputAssessments"]
 
 
-def test_converse_blocked_output_is_replaced(runtime, output_guard):
+def test_converse_blocked_output_is_replaced(server, runtime, output_guard):
+    def intervened():
+        return support.metric_sum(support.get_metrics(server.url), "basalt_requests_total",
+                                  api="Converse", status="guardrail_intervened") or 0
+
+    before = intervened()
     resp = support.converse(
         runtime,
         "Write a sentence about the sea.",
@@ -374,6 +379,7 @@ def test_converse_blocked_output_is_replaced(runtime, output_guard):
     assert trace["modelOutput"] and trace["modelOutput"][0] != BLOCKED_OUT
     regex = trace["outputAssessments"][output_guard][0]["sensitiveInformationPolicy"]["regexes"]
     assert regex[0]["name"] == "ANY_WORD" and regex[0]["action"] == "BLOCKED"
+    assert intervened() == before + 1, "a blocked answer is metered as guardrail_intervened, not ok"
 
 
 def test_converse_without_trace_has_no_trace(runtime, output_guard):

@@ -38,7 +38,12 @@ fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
             ContentBlock::Text(_) => None,
         })
         .collect();
-    if !guarded.is_empty() {
+    // guardContent blocks decide what is checked only when some of them are
+    // checkable (not only grounding sources or queries).
+    if guarded
+        .iter()
+        .any(|g| g.qualifiers.is_empty() || g.has(Qualifier::GuardContent))
+    {
         return guarded;
     }
     let mut blocks: Vec<GuardText> = request
@@ -55,11 +60,9 @@ fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
 
 /// Replaces the checked input with its masked form, block by block.
 fn mask_input(request: &mut ChatRequest, masked: &[String]) {
-    let any_guarded = request
-        .messages
-        .iter()
-        .flat_map(|m| &m.content)
-        .any(|b| matches!(b, ContentBlock::Guarded(_)));
+    let any_guarded = request.messages.iter().flat_map(|m| &m.content).any(|b| {
+        matches!(b, ContentBlock::Guarded(g) if g.qualifiers.is_empty() || g.has(Qualifier::GuardContent))
+    });
     let mut next = masked.iter();
     for m in &mut request.messages {
         for b in &mut m.content {
@@ -160,6 +163,11 @@ pub(crate) async fn check_input(
                 _ => None,
             })
             .chain(r.context.iter().cloned())
+            .map(|mut g| {
+                // Context for grounding, never itself checked as output.
+                g.qualifiers.retain(|q| *q != Qualifier::GuardContent);
+                g
+            })
             .collect(),
         pending: String::new(),
         model_output: String::new(),
@@ -189,6 +197,22 @@ pub(crate) struct OutputGuard {
     done: bool,
 }
 
+/// Where to end a chunk of `s`: after its last sentence end in the second
+/// half, else after its last whitespace in the second half.
+fn cut_point(s: &str) -> Option<usize> {
+    let half = s.len() / 2;
+    let b = s.as_bytes();
+    let sentence = (half..b.len().saturating_sub(1))
+        .rev()
+        .find(|&i| matches!(b[i], b'.' | b'!' | b'?' | b'\n') && b[i + 1].is_ascii_whitespace())
+        .map(|i| i + 1);
+    sentence.or_else(|| {
+        (half..b.len())
+            .rev()
+            .find(|&i| b[i].is_ascii_whitespace() && i > 0)
+    })
+}
+
 /// What the stream does after a guard step.
 pub(crate) enum Step {
     Continue,
@@ -214,6 +238,11 @@ impl OutputGuard {
     }
 
     /// Takes one model event and queues what the client should see.
+    /// True once the guardrail masked or blocked something.
+    pub(crate) fn intervened(&self) -> bool {
+        self.intervened
+    }
+
     pub(crate) async fn step(
         &mut self,
         event: StreamEvent,
@@ -228,12 +257,21 @@ impl OutputGuard {
                     out.push_back(Ok(StreamEvent::TextDelta(t)));
                 }
                 let chars = self.pending.chars().count();
-                let at_word_end = self.pending.ends_with(char::is_whitespace);
-                let ready = matches!(self.release, Release::Stream(_))
-                    && ((chars >= CHUNK_CHARS && at_word_end) || chars >= MAX_CHUNK_CHARS);
-                if ready && self.flush(out).await? {
-                    self.finish_blocked(usage_so_far, out);
-                    return Ok(Step::Stop);
+                if matches!(self.release, Release::Stream(_)) && chars >= CHUNK_CHARS {
+                    // Check up to a sentence end (else a word end), so a
+                    // phrase or an e-mail is not split between two checks;
+                    // the rest waits for the next chunk.
+                    let cut = cut_point(&self.pending)
+                        .or_else(|| (chars >= MAX_CHUNK_CHARS).then_some(self.pending.len()));
+                    if let Some(cut) = cut {
+                        let rest = self.pending.split_off(cut);
+                        let blocked = self.flush(out).await?;
+                        self.pending = rest;
+                        if blocked {
+                            self.finish_blocked(usage_so_far, out);
+                            return Ok(Step::Stop);
+                        }
+                    }
                 }
                 Ok(Step::Continue)
             }
@@ -299,7 +337,7 @@ impl OutputGuard {
         }
         if !matches!(self.release, Release::Stream(StreamMode::Async)) {
             let shown = if outcome.intervened {
-                outcome.outputs.concat()
+                outcome.outputs.last().cloned().unwrap_or_default()
             } else {
                 text
             };
@@ -353,5 +391,30 @@ mod tests {
         assert_eq!(input_blocks(&r), vec![GuardText::plain("mail a@b.com")]);
         mask_input(&mut r, &["mail {EMAIL}".to_string()]);
         assert_eq!(r.messages[0].joined_text(), "mail {EMAIL}");
+        // Only grounding blocks marked: every message is checked.
+        let r = request(vec![Message {
+            role: Role::User,
+            content: vec![
+                ContentBlock::Text("question".into()),
+                ContentBlock::Guarded(GuardText {
+                    text: "source".into(),
+                    qualifiers: vec![Qualifier::GroundingSource],
+                }),
+            ],
+        }]);
+        assert_eq!(input_blocks(&r).len(), 2);
+    }
+
+    #[test]
+    fn chunks_end_at_sentences_then_words() {
+        let s = "A first sentence that is quite long indeed. Short tail";
+        assert_eq!(
+            &s[..cut_point(s).unwrap()],
+            "A first sentence that is quite long indeed."
+        );
+        let s = "no sentence end in this text at all";
+        let cut = cut_point(s).unwrap();
+        assert!(s[..cut].ends_with("at") || s[cut..].starts_with(' '));
+        assert_eq!(cut_point("x"), None);
     }
 }

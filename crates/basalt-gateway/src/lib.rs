@@ -435,7 +435,16 @@ impl GatewayStream {
                 Ok(event) => event,
                 Err(e) => return Some(Err(e)),
             };
+            let is_stop = matches!(event, StreamEvent::Stop { .. });
             match guard.step(event, self.meter.usage, &mut self.queue).await {
+                Ok(guard::Step::Continue) if is_stop => {
+                    let status = if guard.intervened() {
+                        "guardrail_intervened"
+                    } else {
+                        "ok"
+                    };
+                    self.meter.finish(status);
+                }
                 Ok(guard::Step::Continue) => {}
                 Ok(guard::Step::Stop) => {
                     // Dropping the receiver cancels the generation.
@@ -444,6 +453,7 @@ impl GatewayStream {
                 }
                 Err(e) => {
                     self.events = closed_events();
+                    self.queue.clear();
                     self.meter.finish(e.kind.label());
                     return Some(Err(e));
                 }
@@ -488,7 +498,10 @@ impl GatewayStream {
                     .ttft
                     .get_or_insert_with(|| self.meter.started.elapsed());
                 self.meter.usage = *usage;
-                self.meter.finish("ok");
+                // With a guardrail the call is finished after the output check.
+                if self.guard.is_none() {
+                    self.meter.finish("ok");
+                }
             }
             Err(e) => self.meter.finish(e.kind.label()),
         }

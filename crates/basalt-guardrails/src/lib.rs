@@ -111,6 +111,8 @@ pub struct Guardrails {
     statics: tokio::sync::OnceCell<(Arc<StaticEmbeddings>, Arc<ContentModel>)>,
     compiled: Mutex<HashMap<(String, String), Arc<Compiled>>>,
     counters: Mutex<std::collections::BTreeMap<CounterKey, Counter>>,
+    /// Bumped by every change, so a compile that raced with one is not cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// (guardrail id, source, action) of evaluations, for `/metrics`.
@@ -134,6 +136,7 @@ impl Guardrails {
             statics: tokio::sync::OnceCell::new(),
             compiled: Mutex::new(HashMap::new()),
             counters: Mutex::new(std::collections::BTreeMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -331,7 +334,20 @@ impl Guardrails {
                 [&draft.id],
                 |r| r.get(0),
             )?;
-            let version = (max.unwrap_or(0) + 1).to_string();
+            let last: Option<i64> = tx
+                .query_row(
+                    "SELECT last_version FROM guardrail_versions WHERE id = ?1",
+                    [&draft.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let next = max.unwrap_or(0).max(last.unwrap_or(0)) + 1;
+            tx.execute(
+                "INSERT INTO guardrail_versions (id, last_version) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET last_version = excluded.last_version",
+                params![draft.id, next],
+            )?;
+            let version = next.to_string();
             tx.execute(
                 &format!("INSERT INTO guardrails ({COLUMNS})
                  SELECT id, ?2, name, COALESCE(?3, description), policy, kms_key_id, tags, ?4, ?4
@@ -359,11 +375,16 @@ impl Guardrails {
                 "DELETE FROM guardrails WHERE id = ?1 AND version = ?2",
                 params![id, v],
             ),
-            None => c.execute("DELETE FROM guardrails WHERE id = ?1", params![id]),
+            None => {
+                c.execute("DELETE FROM guardrail_versions WHERE id = ?1", params![id])?;
+                c.execute("DELETE FROM guardrails WHERE id = ?1", params![id])
+            }
         })?;
         if n == 0 {
             return Err(not_found(identifier, version.unwrap_or(DRAFT)));
         }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.retain(|(i, v), _| *i != id || version.is_some_and(|w| w != v));
         }
@@ -371,6 +392,8 @@ impl Guardrails {
     }
 
     fn forget(&self, id: &str, version: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.remove(&(id.to_string(), version.to_string()));
         }
@@ -382,6 +405,7 @@ impl Guardrails {
         if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(c);
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let guardrail = self.get(identifier, Some(version))?;
         let semantic = if guardrail.policy.needs_embeddings() {
             Some(self.semantic().await?.clone())
@@ -389,8 +413,13 @@ impl Guardrails {
             None
         };
         let compiled = Arc::new(Compiled::new(guardrail, semantic)?);
+        // A change while this compiled (the embeddings can take a while on
+        // first use) means the row read above may be stale: use it for this
+        // call only.
         if let Ok(mut m) = self.compiled.lock() {
-            m.insert(key, Arc::clone(&compiled));
+            if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                m.insert(key, Arc::clone(&compiled));
+            }
         }
         Ok(compiled)
     }
@@ -888,6 +917,8 @@ mod tests {
         assert_eq!(g.list(Some(&created.id)).unwrap().len(), 2);
         g.delete(&created.id, Some("1")).unwrap();
         assert!(g.get(&created.id, Some("1")).is_err());
+        let v2 = g.create_version(&created.id, None).unwrap();
+        assert_eq!(v2.version, "2", "a deleted version's number is not reused");
         g.delete(&created.id, None).unwrap();
         assert!(g.list(None).unwrap().is_empty());
     }

@@ -130,7 +130,8 @@ fn card(s: &str) -> bool {
 /// IBAN: ISO 13616 mod-97 check.
 pub fn iban(s: &str) -> bool {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(15..=34).contains(&compact.len()) {
+    // Unicode digits (`\d` matches them) are not IBAN digits.
+    if !compact.is_ascii() || !(15..=34).contains(&compact.len()) {
         return false;
     }
     let (head, tail) = compact.split_at(4);
@@ -961,6 +962,11 @@ mod tests {
         assert!(!card("1234567812345678"));
         assert!(iban("GB82 WEST 1234 5698 7654 32"));
         assert!(!iban("GB82 WEST 1234 5698 7654 33"));
+        assert!(
+            !iban("GB１２ABCDEFGHIJ"),
+            "full-width digits must not panic"
+        );
+        assert!(find("GB１２ABCDEFGHIJ and ９４３ ４７６ ５９１９", None).len() < 3);
         assert!(aba("011000015"));
         assert!(!aba("011000016"));
         assert!(nhs("943 476 5919"));

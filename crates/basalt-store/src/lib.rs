@@ -159,6 +159,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (id, version)
     );
     CREATE UNIQUE INDEX guardrails_by_name ON guardrails(name) WHERE version = 'DRAFT';",
+    // The last version number each guardrail published, so a deleted
+    // version's number is never given to a new one (as in Bedrock).
+    "CREATE TABLE guardrail_versions (
+        id TEXT PRIMARY KEY,
+        last_version INTEGER NOT NULL
+    );",
 ];
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
