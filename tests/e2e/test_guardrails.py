@@ -496,3 +496,15 @@ def test_metrics_count_guardrail_evaluations(server, runtime, guard):
                                action="blocked")
     assert after == before + 1
     assert support.metric_sum(text, "basalt_guardrail_text_units_total", guardrail=guard) >= 1
+
+
+def test_guard_content_in_the_system_prompt_is_checked(runtime, guard):
+    resp = runtime.converse(
+        modelId=MODEL_ID,
+        system=[{"text": "You are helpful."}, {"guardContent": {"text": {"text": "The user's SSN is 123-45-6789."}}}],
+        messages=[support.user("What is my SSN?")],
+        inferenceConfig={"maxTokens": 8, "temperature": 0.0},
+        guardrailConfig={"guardrailIdentifier": guard, "guardrailVersion": "1", "trace": "enabled"},
+    )
+    assert resp["stopReason"] == "guardrail_intervened"
+    assert resp["output"]["message"]["content"][0]["text"] == BLOCKED_IN

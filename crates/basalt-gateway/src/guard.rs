@@ -29,14 +29,21 @@ pub(crate) enum Release {
 /// The text blocks of the conversation a guardrail checks: the `guardContent`
 /// blocks when there are any, otherwise every message's text.
 fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
-    let guarded: Vec<GuardText> = request
-        .messages
+    let system = request
+        .guardrail
         .iter()
-        .flat_map(|m| &m.content)
-        .filter_map(|b| match b {
-            ContentBlock::Guarded(g) => Some(g.clone()),
-            ContentBlock::Text(_) => None,
-        })
+        .flat_map(|r| r.system.iter().cloned());
+    let guarded: Vec<GuardText> = system
+        .chain(
+            request
+                .messages
+                .iter()
+                .flat_map(|m| &m.content)
+                .filter_map(|b| match b {
+                    ContentBlock::Guarded(g) => Some(g.clone()),
+                    ContentBlock::Text(_) => None,
+                }),
+        )
         .collect();
     // guardContent blocks decide what is checked only when some of them are
     // checkable (not only grounding sources or queries).
@@ -60,10 +67,28 @@ fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
 
 /// Replaces the checked input with its masked form, block by block.
 fn mask_input(request: &mut ChatRequest, masked: &[String]) {
-    let any_guarded = request.messages.iter().flat_map(|m| &m.content).any(|b| {
-        matches!(b, ContentBlock::Guarded(g) if g.qualifiers.is_empty() || g.has(Qualifier::GuardContent))
-    });
+    let checkable = |g: &GuardText| g.qualifiers.is_empty() || g.has(Qualifier::GuardContent);
+    let system_guarded = request
+        .guardrail
+        .as_ref()
+        .map_or(0, |r| r.system.iter().filter(|g| checkable(g)).count());
+    let any_guarded = system_guarded > 0
+        || request
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .any(|b| matches!(b, ContentBlock::Guarded(g) if checkable(g)));
     let mut next = masked.iter();
+    // Masked system blocks replace their text in the system prompt.
+    if let Some(r) = request.guardrail.clone() {
+        for g in r.system.iter().filter(|g| checkable(g)) {
+            if let Some(m) = next.next() {
+                for s in &mut request.system {
+                    *s = s.replace(&g.text, m);
+                }
+            }
+        }
+    }
     for m in &mut request.messages {
         for b in &mut m.content {
             match b {

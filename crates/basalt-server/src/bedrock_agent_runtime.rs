@@ -199,6 +199,7 @@ fn guardrail_config(v: Option<&Value>) -> Result<Option<GuardrailRef>, Error> {
         trace: TraceLevel::Disabled,
         stream_mode: StreamMode::Sync,
         context: Vec::new(),
+        system: Vec::new(),
     }))
 }
 

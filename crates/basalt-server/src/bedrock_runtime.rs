@@ -155,7 +155,7 @@ impl ConverseBody {
         if self.tool_config.is_some() {
             return Err(Error::validation("This model doesn't support tool use."));
         }
-        let guardrail = self
+        let mut guardrail = self
             .guardrail_config
             .as_ref()
             .map(|g| crate::guardrails::from_config(g, stream))
@@ -178,6 +178,9 @@ impl ConverseBody {
                 .as_object()
                 .ok_or_else(|| Error::validation(format!("system.{i} must be an object")))?;
             for b in blocks_to_text(std::slice::from_ref(obj), "system")? {
+                if let (ContentBlock::Guarded(g), Some(r)) = (&b, guardrail.as_mut()) {
+                    r.system.push(g.clone());
+                }
                 if let Some(t) = b.as_text() {
                     system.push(t.to_string());
                 }

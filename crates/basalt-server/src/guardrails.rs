@@ -842,6 +842,7 @@ pub(crate) fn from_headers(
         trace,
         stream_mode: basalt_types::guardrail::StreamMode::Sync,
         context: Vec::new(),
+        system: Vec::new(),
     }))
 }
 
@@ -898,5 +899,6 @@ pub(crate) fn from_config(
         trace,
         stream_mode,
         context: Vec::new(),
+        system: Vec::new(),
     })
 }

@@ -79,6 +79,8 @@ pub struct GuardrailRef {
     /// against without the model seeing them as messages (RetrieveAndGenerate
     /// passes its search results and the user's query here).
     pub context: Vec<GuardText>,
+    /// `guardContent` blocks of the system prompt: checked with the input.
+    pub system: Vec<GuardText>,
 }
 
 /// Strength of a content filter, and confidence of a finding, on one scale.
