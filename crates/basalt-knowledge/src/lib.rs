@@ -81,6 +81,47 @@ pub struct Knowledge {
     buckets: HashMap<String, PathBuf>,
     indexes: Mutex<HashMap<String, Arc<RwLock<VectorIndex>>>>,
     running: Mutex<HashSet<String>>,
+    queries: QueryCache,
+}
+
+/// Embeddings of recent Retrieve queries by (model, text): a repeated question
+/// (an FAQ, a retried call, the pages of one search) skips the embedding
+/// model. Bounded; the oldest entry goes first.
+#[derive(Default)]
+struct QueryCache {
+    inner: Mutex<QueryCacheInner>,
+}
+
+/// The cached vectors, and their keys oldest first.
+type QueryCacheInner = (
+    HashMap<(String, String), Arc<Vec<f32>>>,
+    std::collections::VecDeque<(String, String)>,
+);
+
+/// Queries whose embeddings are kept.
+const QUERY_CACHE_ENTRIES: usize = 1024;
+
+impl QueryCache {
+    fn get(&self, model: &str, text: &str) -> Option<Arc<Vec<f32>>> {
+        let key = (model.to_string(), text.to_string());
+        self.inner.lock().ok()?.0.get(&key).cloned()
+    }
+
+    fn put(&self, model: &str, text: &str, vector: Arc<Vec<f32>>) {
+        let Ok(mut guard) = self.inner.lock() else {
+            return;
+        };
+        let (map, order) = &mut *guard;
+        let key = (model.to_string(), text.to_string());
+        if map.insert(key.clone(), vector).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > QUERY_CACHE_ENTRIES {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> Error {
@@ -107,6 +148,7 @@ impl Knowledge {
             buckets,
             indexes: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
+            queries: QueryCache::default(),
         });
         for job in db::unfinished_jobs(&me.store)? {
             tracing::info!(job = %job.id, data_source = %job.ds_id, "resuming ingestion job");
@@ -631,16 +673,25 @@ impl Knowledge {
         }
         let n = q.number_of_results.clamp(1, MAX_RESULTS);
         let want = q.offset + n + 1;
-        let query_vec = self
-            .embed(
-                &kb.embedding_model,
-                vec![q.text.clone()],
-                "Retrieve",
-                request_id,
-            )
-            .await?
-            .pop()
-            .unwrap_or_default();
+        let query_vec = match self.queries.get(&kb.embedding_model, &q.text) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(
+                    self.embed(
+                        &kb.embedding_model,
+                        vec![q.text.clone()],
+                        "Retrieve",
+                        request_id,
+                    )
+                    .await?
+                    .pop()
+                    .unwrap_or_default(),
+                );
+                self.queries
+                    .put(&kb.embedding_model, &q.text, Arc::clone(&v));
+                v
+            }
+        };
         let idx = self.index(&kb).await?;
         let candidates = want.max(50) * 2;
         let semantic = {
@@ -797,5 +848,25 @@ mod tests {
         assert_eq!(fused[0].0, 3, "in both lists beats first in one");
         assert!(fused.iter().all(|(_, s)| *s > 0.0 && *s <= 1.0));
         assert_eq!(fused.len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod query_cache_tests {
+    use super::*;
+
+    #[test]
+    fn query_cache_is_bounded_and_keyed_by_model_and_text() {
+        let c = QueryCache::default();
+        c.put("m", "q", Arc::new(vec![1.0]));
+        assert_eq!(c.get("m", "q").as_deref(), Some(&vec![1.0]));
+        assert!(c.get("other", "q").is_none());
+        for i in 0..QUERY_CACHE_ENTRIES {
+            c.put("m", &format!("q{i}"), Arc::new(vec![0.0]));
+        }
+        assert!(c.get("m", "q").is_none(), "the oldest entry was evicted");
+        assert!(c
+            .get("m", &format!("q{}", QUERY_CACHE_ENTRIES - 1))
+            .is_some());
     }
 }
