@@ -20,9 +20,10 @@ const MAX_CHUNK_CHARS: usize = 480;
 
 /// How the output is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Release {
+enum Release {
     /// Checked once at the end (non-streamed calls).
     Whole,
+    /// In chunks, as the request's guardrail says.
     Stream(StreamMode),
 }
 
@@ -47,10 +48,7 @@ fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
         .collect();
     // guardContent blocks decide what is checked only when some of them are
     // checkable (not only grounding sources or queries).
-    if guarded
-        .iter()
-        .any(|g| g.qualifiers.is_empty() || g.has(Qualifier::GuardContent))
-    {
+    if guarded.iter().any(GuardText::is_checked) {
         return guarded;
     }
     let mut blocks: Vec<GuardText> = request
@@ -67,21 +65,19 @@ fn input_blocks(request: &ChatRequest) -> Vec<GuardText> {
 
 /// Replaces the checked input with its masked form, block by block.
 fn mask_input(request: &mut ChatRequest, masked: &[String]) {
-    let checkable = |g: &GuardText| g.qualifiers.is_empty() || g.has(Qualifier::GuardContent);
-    let system_guarded = request
+    let any_guarded = request
         .guardrail
         .as_ref()
-        .map_or(0, |r| r.system.iter().filter(|g| checkable(g)).count());
-    let any_guarded = system_guarded > 0
+        .is_some_and(|r| r.system.iter().any(GuardText::is_checked))
         || request
             .messages
             .iter()
             .flat_map(|m| &m.content)
-            .any(|b| matches!(b, ContentBlock::Guarded(g) if checkable(g)));
+            .any(|b| matches!(b, ContentBlock::Guarded(g) if g.is_checked()));
     let mut next = masked.iter();
     // Masked system blocks replace their text in the system prompt.
     if let Some(r) = request.guardrail.clone() {
-        for g in r.system.iter().filter(|g| checkable(g)) {
+        for g in r.system.iter().filter(|g| g.is_checked()) {
             if let Some(m) = next.next() {
                 for s in &mut request.system {
                     *s = s.replace(&g.text, m);
@@ -92,9 +88,7 @@ fn mask_input(request: &mut ChatRequest, masked: &[String]) {
     for m in &mut request.messages {
         for b in &mut m.content {
             match b {
-                ContentBlock::Guarded(g)
-                    if g.qualifiers.is_empty() || g.has(Qualifier::GuardContent) =>
-                {
+                ContentBlock::Guarded(g) if g.is_checked() => {
                     if let Some(t) = next.next() {
                         g.text.clone_from(t);
                     }
@@ -125,11 +119,12 @@ pub(crate) enum InputCheck {
     Blocked(Vec<StreamEvent>),
 }
 
-/// Checks the input of `request` and prepares the output check.
+/// Checks the input of `request` and prepares the output check: whole for a
+/// non-streamed call, in chunks (the request's stream mode) for a stream.
 pub(crate) async fn check_input(
     guardrails: &Arc<Guardrails>,
     mut request: ChatRequest,
-    release: Release,
+    streamed: bool,
 ) -> Result<InputCheck> {
     let Some(r) = request.guardrail.clone() else {
         return Ok(InputCheck::Proceed(Box::new(request), None));
@@ -171,9 +166,10 @@ pub(crate) async fn check_input(
     let guard = OutputGuard {
         guardrails: Arc::clone(guardrails),
         reference: r.clone(),
-        release: match release {
-            Release::Whole => Release::Whole,
-            Release::Stream(_) => Release::Stream(r.stream_mode),
+        release: if streamed {
+            Release::Stream(r.stream_mode)
+        } else {
+            Release::Whole
         },
         grounding: request
             .messages
@@ -198,7 +194,6 @@ pub(crate) async fn check_input(
         model_output: String::new(),
         intervened: outcome.intervened,
         trace,
-        done: false,
     };
     Ok(InputCheck::Proceed(
         Box::new(request),
@@ -219,7 +214,6 @@ pub(crate) struct OutputGuard {
     model_output: String,
     intervened: bool,
     trace: GuardrailTrace,
-    done: bool,
 }
 
 /// Where to end a chunk of `s`: after its last sentence end in the second
@@ -262,12 +256,12 @@ impl OutputGuard {
         Ok(outcome)
     }
 
-    /// Takes one model event and queues what the client should see.
     /// True once the guardrail masked or blocked something.
     pub(crate) fn intervened(&self) -> bool {
         self.intervened
     }
 
+    /// Takes one model event and queues what the client should see.
     pub(crate) async fn step(
         &mut self,
         event: StreamEvent,
@@ -309,23 +303,7 @@ impl OutputGuard {
                     self.finish_blocked(usage, out);
                     return Ok(Step::Stop);
                 }
-                self.done = true;
-                let reason = if self.intervened {
-                    StopReason::GuardrailIntervened
-                } else {
-                    reason
-                };
-                if self.intervened {
-                    self.trace.model_output = Some(self.model_output.clone());
-                }
-                out.push_back(Ok(StreamEvent::Guardrail(Box::new(std::mem::take(
-                    &mut self.trace,
-                )))));
-                out.push_back(Ok(StreamEvent::Stop {
-                    reason,
-                    stop_sequence,
-                    usage,
-                }));
+                self.finish(reason, stop_sequence, usage, out);
                 Ok(Step::Continue)
             }
             other => {
@@ -371,16 +349,33 @@ impl OutputGuard {
         Ok(false)
     }
 
+    /// Ends the answer after a block: the trace, then the stop.
     fn finish_blocked(&mut self, usage: Usage, out: &mut VecDeque<Result<StreamEvent>>) {
-        self.done = true;
         self.intervened = true;
-        self.trace.model_output = Some(self.model_output.clone());
+        self.finish(StopReason::GuardrailIntervened, None, usage, out);
+    }
+
+    /// Queues the trace and the stop event; an intervention overrides the
+    /// model's stop reason and keeps what the model said in the trace.
+    fn finish(
+        &mut self,
+        reason: StopReason,
+        stop_sequence: Option<String>,
+        usage: Usage,
+        out: &mut VecDeque<Result<StreamEvent>>,
+    ) {
+        let reason = if self.intervened {
+            self.trace.model_output = Some(self.model_output.clone());
+            StopReason::GuardrailIntervened
+        } else {
+            reason
+        };
         out.push_back(Ok(StreamEvent::Guardrail(Box::new(std::mem::take(
             &mut self.trace,
         )))));
         out.push_back(Ok(StreamEvent::Stop {
-            reason: StopReason::GuardrailIntervened,
-            stop_sequence: None,
+            reason,
+            stop_sequence,
             usage,
         }));
     }

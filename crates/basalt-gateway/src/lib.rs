@@ -193,15 +193,14 @@ impl Gateway {
         ctx: CallContext,
         request: ChatRequest,
     ) -> Result<GatewayStream> {
-        self.start_stream(ctx, request, guard::Release::Stream(Default::default()))
-            .await
+        self.start_stream(ctx, request, true).await
     }
 
     async fn start_stream(
         self: &Arc<Self>,
         ctx: CallContext,
         request: ChatRequest,
-        release: guard::Release,
+        streamed: bool,
     ) -> Result<GatewayStream> {
         let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
         let entry = match self.model(&request.model_id) {
@@ -214,7 +213,7 @@ impl Gateway {
         meter.model_id.clone_from(&entry.config.id);
         let deadline =
             Instant::now() + Duration::from_secs(self.config.server.request_timeout_seconds);
-        let (request, guard) = match guard::check_input(&self.guardrails, request, release).await {
+        let (request, guard) = match guard::check_input(&self.guardrails, request, streamed).await {
             Ok(guard::InputCheck::Proceed(request, guard)) => (request, guard),
             Ok(guard::InputCheck::Blocked(events)) => {
                 meter.finish("guardrail_intervened");
@@ -253,9 +252,7 @@ impl Gateway {
         ctx: CallContext,
         request: ChatRequest,
     ) -> Result<ChatResponse> {
-        let mut stream = self
-            .start_stream(ctx, request, guard::Release::Whole)
-            .await?;
+        let mut stream = self.start_stream(ctx, request, false).await?;
         let mut text = String::new();
         let mut guardrail = None;
         while let Some(event) = stream.next().await {

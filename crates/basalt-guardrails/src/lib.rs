@@ -175,13 +175,7 @@ impl Guardrails {
 
     fn check(&self, new: &NewGuardrail) -> Result<()> {
         policy::check_name(&new.name)?;
-        if let Some(d) = &new.description {
-            if d.is_empty() || d.chars().count() > 200 {
-                return Err(Error::validation(
-                    "description must be 1 to 200 characters.",
-                ));
-            }
-        }
+        check_description(new.description.as_deref())?;
         new.policy.validate()?;
         if new.policy.needs_embeddings() && self.embedder.is_none() {
             return Err(Error::validation(
@@ -318,13 +312,7 @@ impl Guardrails {
         identifier: &str,
         description: Option<String>,
     ) -> Result<Guardrail> {
-        if let Some(d) = &description {
-            if d.is_empty() || d.chars().count() > 200 {
-                return Err(Error::validation(
-                    "description must be 1 to 200 characters.",
-                ));
-            }
-        }
+        check_description(description.as_deref())?;
         let draft = self.get(identifier, None)?;
         let now = now_ms();
         let version = self.with(|c| {
@@ -445,13 +433,7 @@ impl Guardrails {
             GuardSource::Input => "input",
             GuardSource::Output => "output",
         };
-        let u = outcome.assessment.units;
-        let units = u.topic
-            + u.content
-            + u.word
-            + u.sensitive_information
-            + u.sensitive_information_free
-            + u.contextual_grounding;
+        let units = outcome.assessment.units.total();
         if let Ok(mut c) = self.counters.lock() {
             let e = c
                 .entry((compiled.guardrail.id.clone(), source, action))
@@ -475,16 +457,15 @@ impl Guardrails {
             },
         )
     }
+}
 
-    /// The blocked message a guardrail shows for `source`.
-    pub async fn blocked_message(
-        &self,
-        identifier: &str,
-        version: &str,
-        source: GuardSource,
-    ) -> Result<String> {
-        let c = self.compiled(identifier, version).await?;
-        Ok(c.blocked_message(source).to_string())
+/// A guardrail's or a version's description: 1 to 200 characters.
+fn check_description(d: Option<&str>) -> Result<()> {
+    match d {
+        Some(d) if d.is_empty() || d.chars().count() > 200 => Err(Error::validation(
+            "description must be 1 to 200 characters.",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -570,10 +551,7 @@ impl Compiled {
     fn evaluate(&self, source: GuardSource, blocks: &[GuardText]) -> GuardrailOutcome {
         let started = Instant::now();
         let p = &self.guardrail.policy;
-        let guarded: Vec<&GuardText> = blocks
-            .iter()
-            .filter(|b| b.qualifiers.is_empty() || b.has(Qualifier::GuardContent))
-            .collect();
+        let guarded: Vec<&GuardText> = blocks.iter().filter(|b| b.is_checked()).collect();
         let joined = |q: Qualifier| {
             blocks
                 .iter()

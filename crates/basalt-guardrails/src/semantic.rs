@@ -27,8 +27,8 @@ pub const CATEGORIES: [&str; 6] = [
 /// The labelled examples: `CATEGORY<TAB>sentence` per line.
 const EXAMPLES: &str = include_str!("../data/content.tsv");
 
-/// Sentences of `text` (split after `.`, `!`, `?` and at newlines), plus the
-/// whole text when it has several, trimmed and non-empty.
+/// Sentences of `text` (split after `.`, `!`, `?` before whitespace, and at
+/// newlines), trimmed and non-empty.
 #[must_use]
 pub fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();

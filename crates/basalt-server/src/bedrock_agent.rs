@@ -33,7 +33,7 @@ pub(crate) fn timestamp(ms: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-fn accepted(v: Value) -> Response {
+pub(crate) fn accepted(v: Value) -> Response {
     (StatusCode::ACCEPTED, Json(v)).into_response()
 }
 

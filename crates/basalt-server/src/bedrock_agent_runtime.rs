@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_knowledge::{Filter, Location, RagRequest, RetrieveQuery, Retrieved, SearchType};
-use basalt_types::guardrail::{GuardSource, GuardText, GuardrailRef, StreamMode, TraceLevel};
+use basalt_types::guardrail::{GuardSource, GuardText, GuardrailRef};
 use basalt_types::{Error, InferenceConfig};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -193,14 +193,10 @@ fn guardrail_config(v: Option<&Value>) -> Result<Option<GuardrailRef>, Error> {
             .map(str::to_string)
             .ok_or_else(|| Error::validation(format!("guardrailConfiguration.{k} is required.")))
     };
-    Ok(Some(GuardrailRef {
-        identifier: field("guardrailId")?,
-        version: field("guardrailVersion")?,
-        trace: TraceLevel::Disabled,
-        stream_mode: StreamMode::Sync,
-        context: Vec::new(),
-        system: Vec::new(),
-    }))
+    Ok(Some(GuardrailRef::new(
+        field("guardrailId")?,
+        field("guardrailVersion")?,
+    )))
 }
 
 pub(crate) async fn retrieve(

@@ -4,10 +4,7 @@
 //! assessment and trace shapes that Converse and InvokeModel return — all per
 //! botocore's `bedrock` and `bedrock-runtime` models.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use basalt_guardrails::policy::{
@@ -15,15 +12,15 @@ use basalt_guardrails::policy::{
 };
 use basalt_guardrails::{Action, Guardrail, NewGuardrail, Policy, Sides};
 use basalt_types::guardrail::{
-    Assessment, FindingAction, GuardSource, GuardText, GuardrailOutcome, GuardrailTrace, Qualifier,
-    TraceLevel,
+    Assessment, FindingAction, GuardSource, GuardText, GuardrailOutcome, GuardrailRef,
+    GuardrailTrace, Qualifier, StreamMode, TraceLevel,
 };
 use basalt_types::Error;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::bedrock_agent::{timestamp, ACCOUNT};
+use crate::bedrock_agent::{accepted, timestamp, ACCOUNT};
 use crate::error::AwsError;
 use crate::{parse_json, AppState};
 
@@ -349,10 +346,6 @@ impl GuardrailBody {
 }
 
 // ---------- control plane ----------
-
-fn accepted(v: Value) -> Response {
-    (StatusCode::ACCEPTED, Json(v)).into_response()
-}
 
 /// Runs blocking store work off the async runtime.
 async fn blocking<T: Send + 'static>(
@@ -810,9 +803,7 @@ fn apply_json(o: &GuardrailOutcome, full: bool) -> Value {
 }
 
 /// Parses the InvokeModel guardrail headers into a guardrail reference.
-pub(crate) fn from_headers(
-    headers: &axum::http::HeaderMap,
-) -> Result<Option<basalt_types::guardrail::GuardrailRef>, Error> {
+pub(crate) fn from_headers(headers: &axum::http::HeaderMap) -> Result<Option<GuardrailRef>, Error> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -836,21 +827,14 @@ pub(crate) fn from_headers(
             )))
         }
     };
-    Ok(Some(basalt_types::guardrail::GuardrailRef {
-        identifier,
-        version,
+    Ok(Some(GuardrailRef {
         trace,
-        stream_mode: basalt_types::guardrail::StreamMode::Sync,
-        context: Vec::new(),
-        system: Vec::new(),
+        ..GuardrailRef::new(identifier, version)
     }))
 }
 
 /// `guardrailConfig` of Converse and ConverseStream.
-pub(crate) fn from_config(
-    v: &Value,
-    stream: bool,
-) -> Result<basalt_types::guardrail::GuardrailRef, Error> {
+pub(crate) fn from_config(v: &Value, stream: bool) -> Result<GuardrailRef, Error> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let identifier = s("guardrailIdentifier")
         .filter(|x| !x.is_empty())
@@ -869,36 +853,30 @@ pub(crate) fn from_config(
         }
     };
     let stream_mode = match s("streamProcessingMode").as_deref() {
-        None | Some("sync") => basalt_types::guardrail::StreamMode::Sync,
-        Some("async") if stream => basalt_types::guardrail::StreamMode::Async,
+        None | Some("sync") => StreamMode::Sync,
+        Some("async") if stream => StreamMode::Async,
         Some(m) => {
             return Err(Error::validation(format!(
                 "guardrailConfig.streamProcessingMode must be sync or async (ConverseStream only), got {m:?}."
             )))
         }
     };
-    let known: HashMap<&str, ()> = [
+    const KNOWN: [&str; 4] = [
         "guardrailIdentifier",
         "guardrailVersion",
         "trace",
         "streamProcessingMode",
-    ]
-    .into_iter()
-    .map(|k| (k, ()))
-    .collect();
+    ];
     if let Some(obj) = v.as_object() {
-        if let Some(k) = obj.keys().find(|k| !known.contains_key(k.as_str())) {
+        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::validation(format!(
                 "guardrailConfig has an unknown member {k:?}."
             )));
         }
     }
-    Ok(basalt_types::guardrail::GuardrailRef {
-        identifier,
-        version,
+    Ok(GuardrailRef {
         trace,
         stream_mode,
-        context: Vec::new(),
-        system: Vec::new(),
+        ..GuardrailRef::new(identifier, version)
     })
 }

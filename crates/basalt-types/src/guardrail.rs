@@ -42,6 +42,14 @@ impl GuardText {
     pub fn has(&self, q: Qualifier) -> bool {
         self.qualifiers.contains(&q)
     }
+
+    /// True when the guardrail checks this text itself (an ordinary block, or
+    /// one marked `guard_content`); grounding sources and queries are only
+    /// context.
+    #[must_use]
+    pub fn is_checked(&self) -> bool {
+        self.qualifiers.is_empty() || self.has(Qualifier::GuardContent)
+    }
 }
 
 /// How much of an assessment a trace or an ApplyGuardrail answer shows.
@@ -81,6 +89,22 @@ pub struct GuardrailRef {
     pub context: Vec<GuardText>,
     /// `guardContent` blocks of the system prompt: checked with the input.
     pub system: Vec<GuardText>,
+}
+
+impl GuardrailRef {
+    /// A reference to `version` of `identifier`, with no trace, sync streaming
+    /// and no extra context.
+    #[must_use]
+    pub fn new(identifier: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            identifier: identifier.into(),
+            version: version.into(),
+            trace: TraceLevel::Disabled,
+            stream_mode: StreamMode::Sync,
+            context: Vec::new(),
+            system: Vec::new(),
+        }
+    }
 }
 
 /// Strength of a content filter, and confidence of a finding, on one scale.
@@ -186,6 +210,19 @@ pub struct GuardrailUnits {
     pub sensitive_information: u32,
     pub sensitive_information_free: u32,
     pub contextual_grounding: u32,
+}
+
+impl GuardrailUnits {
+    /// Units over every policy.
+    #[must_use]
+    pub fn total(&self) -> u32 {
+        self.topic
+            + self.content
+            + self.word
+            + self.sensitive_information
+            + self.sensitive_information_free
+            + self.contextual_grounding
+    }
 }
 
 /// Everything one guardrail evaluation found.
