@@ -58,7 +58,7 @@ def summarize(name, per_query):
 
 
 class Server:
-    def __init__(self, binary, embed_model, threads, buckets):
+    def __init__(self, binary, embed_model, threads, buckets, rerank_model=None):
         self.dir = Path(tempfile.mkdtemp(prefix="basalt-bench-kb-"))
         self.port = 18190
         self.url = f"http://127.0.0.1:{self.port}"
@@ -80,7 +80,16 @@ parallel = 32
 batch_tokens = 4096
 [models.source]
 path = "{embed_model}"
-""")
+""" + (f"""
+[[models]]
+id = "reranker"
+chat_template = "gemma"
+context_window = 2048
+threads = {threads}
+parallel = 8
+[models.source]
+path = "{rerank_model}"
+""" if rerank_model else ""))
         self.proc = subprocess.Popen([binary, "serve", "--config", str(self.dir / "basalt.toml")],
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "wb"))
         for _ in range(240):
@@ -130,7 +139,7 @@ def cisi(args, out):
     root = Path(tempfile.mkdtemp(prefix="cisi-"))
     for doc_id, text in docs.items():
         (root / f"{doc_id}.txt").write_text(text)
-    srv = Server(args.bin, args.embed_model, args.threads, {"cisi": root})
+    srv = Server(args.bin, args.embed_model, args.threads, {"cisi": root}, args.rerank_model)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
         kb, ds = kb_with_source(agent, "cisi", {"type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::cisi"}})
@@ -141,6 +150,7 @@ def cisi(args, out):
         assert job["status"] == "COMPLETE", job
         results = {}
         latencies = {}
+        hybrid = {}
         for search in ("SEMANTIC", "HYBRID"):
             per_query, lat = [], []
             for qid, text in queries.items():
@@ -154,8 +164,31 @@ def cisi(args, out):
                     if d not in ranking:
                         ranking.append(d)
                 per_query.append(metrics(ranking, rel[qid]))
+                if search == "HYBRID":
+                    hybrid[qid] = ranking
             results[search] = per_query
             latencies[search] = lat
+        if args.rerank_model:
+            # Rerank HYBRID's top N through Retrieve's rerankingConfiguration;
+            # the rest of the top 100 keeps HYBRID's order.
+            name = f"HYBRID + rerank top {args.rerank_top} (Gemma 3 270M)"
+            per_query, lat = [], []
+            for qid, text in queries.items():
+                t = time.perf_counter()
+                resp = rt.retrieve(knowledgeBaseId=kb, retrievalQuery={"text": text}, retrievalConfiguration={
+                    "vectorSearchConfiguration": {"numberOfResults": args.rerank_top, "overrideSearchType": "HYBRID",
+                        "rerankingConfiguration": {"type": "BEDROCK_RERANKING_MODEL", "bedrockRerankingConfiguration": {
+                            "modelConfiguration": {"modelArn": "reranker"}}}}})
+                lat.append((time.perf_counter() - t) * 1000)
+                ranking = []
+                for r in resp["retrievalResults"]:
+                    d = r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")
+                    if d not in ranking:
+                        ranking.append(d)
+                ranking += [d for d in hybrid[qid] if d not in ranking]
+                per_query.append(metrics(ranking, rel[qid]))
+            results[name] = per_query
+            latencies[name] = lat
         # The peer: bm25s over the same documents and queries, whole documents.
         ids = list(docs)
         t = time.perf_counter()
@@ -237,9 +270,13 @@ def main():
     p.add_argument("--cisi", required=True)
     p.add_argument("--scales", default="1000,10000")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rerank-model", help="GGUF of a text model: adds HYBRID + rerank to the CISI run")
+    p.add_argument("--rerank-top", type=int, default=20)
+    p.add_argument("--skip-cisi", action="store_true")
     args = p.parse_args()
     out = [f"machine: {platform.machine()}, {os.cpu_count()} vCPUs, {platform.platform()}; embedding threads {args.threads}\n"]
-    cisi(args, out)
+    if not args.skip_cisi:
+        cisi(args, out)
     if args.scales:
         scale(args, out)
     print("\n".join(out))

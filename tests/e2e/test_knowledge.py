@@ -464,6 +464,107 @@ def test_retrieve_and_generate_cites_and_keeps_a_session(rt, filter_kb):
     assert rt.retrieve_and_generate(input={"text": "Which fruit is soft?"}, retrieveAndGenerateConfiguration=templated)["output"]["text"]
 
 
+MODEL_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL_ID}"
+
+
+def _rerank_config(model: str = MODEL_ARN, **extra) -> dict:
+    return {"type": "BEDROCK_RERANKING_MODEL",
+            "bedrockRerankingConfiguration": {"modelConfiguration": {"modelArn": model}, **extra}}
+
+
+def _rerank(rt, query: str, docs: list, **extra) -> list[dict]:
+    sources = [{"type": "INLINE", "inlineDocumentSource": (
+        {"type": "TEXT", "textDocument": {"text": d}} if isinstance(d, str) else {"type": "JSON", "jsonDocument": d})}
+        for d in docs]
+    return rt.rerank(queries=[{"type": "TEXT", "textQuery": {"text": query}}], sources=sources,
+                     rerankingConfiguration=_rerank_config(**extra))["results"]
+
+
+def test_rerank_scores_every_document_with_the_local_model(rt, kb_server):
+    docs = ["Paris is the capital and largest city of France.", "Bananas are yellow fruit.",
+            {"title": "Lyon", "text": "Lyon is a city in France."}]
+    results = _rerank(rt, "What is the capital of France?", docs)
+    assert sorted(r["index"] for r in results) == [0, 1, 2]
+    scores = [r["relevanceScore"] for r in results]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    assert len(set(scores)) == 3, "each document gets its own score"
+    for r in results:
+        doc = docs[r["index"]]
+        assert r["document"] == ({"type": "TEXT", "textDocument": {"text": doc}} if isinstance(doc, str)
+                                 else {"type": "JSON", "jsonDocument": doc})
+    # numberOfResults keeps the best ones. A repeat reuses cached prompt
+    # prefixes, which moves scores by rounding only.
+    top = _rerank(rt, "What is the capital of France?", docs, numberOfResults=2)
+    assert len(top) == 2
+    again = {r["index"]: r["relevanceScore"] for r in top}
+    for r in results:
+        if r["index"] in again:
+            assert again[r["index"]] == pytest.approx(r["relevanceScore"], abs=0.03)
+    if scores[1] - scores[2] > 0.03:
+        assert set(again) == {r["index"] for r in results[:2]}
+    served = support.metric_sum(support.get_metrics(kb_server.url), "basalt_requests_total",
+                                api="Rerank", model=MODEL_ID, status="ok")
+    assert served == 2
+
+
+def test_rerank_bad_requests(rt):
+    query = [{"type": "TEXT", "textQuery": {"text": "q"}}]
+    doc = [{"type": "INLINE", "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": "d"}}}]
+    _client_error(lambda: rt.rerank(queries=query, sources=doc, rerankingConfiguration=_rerank_config(EMBED_ARN)),
+                  "ValidationException")
+    _client_error(lambda: rt.rerank(queries=query, sources=doc, rerankingConfiguration=_rerank_config(
+        "arn:aws:bedrock:us-east-1::foundation-model/no.such-model")), "ResourceNotFoundException")
+    _client_error(lambda: rt.rerank(queries=query * 2, sources=doc, rerankingConfiguration=_rerank_config()),
+                  "ValidationException")
+    _client_error(lambda: rt.rerank(queries=query, sources=doc, rerankingConfiguration={
+        "type": "OTHER", "bedrockRerankingConfiguration": {"modelConfiguration": {"modelArn": MODEL_ARN}}}),
+        "ValidationException")
+    _client_error(lambda: rt.rerank(queries=query, sources=[{"type": "INLINE", "inlineDocumentSource": {"type": "TEXT"}}],
+                                    rerankingConfiguration=_rerank_config()), "ValidationException")
+
+
+def test_retrieve_reranks_with_the_local_model(rt, filter_kb):
+    """Retrieve's rerankingConfiguration reorders the retrieved chunks by the
+    reranker's score (the same score the Rerank API gives the same text) and
+    keeps numberOfRerankedResults; RetrieveAndGenerate takes it too."""
+    kb_id = filter_kb[0]
+    query = "Which fruit is crunchy?"
+    vector = {"numberOfResults": 4, "overrideSearchType": "HYBRID",
+              "rerankingConfiguration": _rerank_config(numberOfRerankedResults=2)}
+    got = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query},
+                      retrievalConfiguration={"vectorSearchConfiguration": vector})["retrievalResults"]
+    assert len(got) == 2
+    texts = _texts({"retrievalResults": got})
+    direct = _rerank(rt, query, texts)
+    by_text = {texts[r["index"]]: r["relevanceScore"] for r in direct}
+    # Scores are the reranker's probabilities (fused ranks would be < 0.04);
+    # batching the pairs differently moves them by rounding only.
+    for r in got:
+        assert r["score"] == pytest.approx(by_text[r["content"]["text"]], abs=0.03)
+    assert got[0]["score"] >= got[1]["score"]
+    # The best of the 4 retrieved is kept.
+    everything = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query}, retrievalConfiguration={
+        "vectorSearchConfiguration": {"numberOfResults": 4, "overrideSearchType": "HYBRID"}})
+    assert len(everything["retrievalResults"]) == 4
+    all_scores = [r["relevanceScore"] for r in _rerank(rt, query, _texts(everything))]
+    assert got[0]["score"] == pytest.approx(max(all_scores), abs=0.03)
+    selective = dict(vector, rerankingConfiguration=_rerank_config(metadataConfiguration={
+        "selectionMode": "SELECTIVE", "selectiveModeConfiguration": {"fieldsToInclude": [{"fieldName": "color"}]}}))
+    assert rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query},
+                       retrievalConfiguration={"vectorSearchConfiguration": selective})["retrievalResults"]
+    bad = dict(vector, rerankingConfiguration=_rerank_config(metadataConfiguration={"selectionMode": "SOME"}))
+    _client_error(lambda: rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query},
+                                      retrievalConfiguration={"vectorSearchConfiguration": bad}), "ValidationException")
+    config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
+        "knowledgeBaseId": kb_id, "modelArn": MODEL_ID,
+        "retrievalConfiguration": {"vectorSearchConfiguration": vector},
+        "generationConfiguration": {"inferenceConfig": {"textInferenceConfig": {"maxTokens": 16, "temperature": 0}}}}}
+    answer = rt.retrieve_and_generate(input={"text": query}, retrieveAndGenerateConfiguration=config)
+    assert answer["output"]["text"]
+    refs = [ref["content"]["text"] for c in answer.get("citations", []) for ref in c["retrievedReferences"]]
+    assert set(refs) <= set(texts)
+
+
 def test_guardrails_on_retrieve_and_generate(rt, filter_kb, kb_server):
     """A guardrail on RetrieveAndGenerate checks the answer (here: any output
     is blocked) and on Retrieve checks the query."""

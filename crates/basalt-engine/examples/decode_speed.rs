@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sampling: SamplingParams::greedy(),
             stop_sequences: vec![],
             events: tx,
+            score: None,
         })?;
         receivers.push(rx);
     }

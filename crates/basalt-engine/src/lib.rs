@@ -22,7 +22,7 @@ use basalt_types::{ChatRequest, Role, StreamEvent};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::token::LlamaToken;
+pub use llama_cpp_2::token::LlamaToken;
 
 pub use embed::{dot, normalize, EmbedStats, Embedder, EmbedderConfig};
 pub use sampler::SamplingParams;
@@ -105,6 +105,32 @@ pub struct Job {
     pub stop_sequences: Vec<String>,
     /// Where the scheduler sends events; dropping the receiver cancels the job.
     pub events: tokio::sync::mpsc::Sender<Result<StreamEvent, basalt_types::Error>>,
+    /// Set for a scoring job: instead of generating, the scheduler evaluates
+    /// the prompt and answers the log-probabilities of these next tokens.
+    pub score: Option<Score>,
+}
+
+/// What a scoring job wants back: `logprobs[i]` is the log-probability, under
+/// the full vocabulary, that `candidates[i]` follows the prompt.
+pub struct Score {
+    pub candidates: Vec<LlamaToken>,
+    pub reply: tokio::sync::oneshot::Sender<Vec<f32>>,
+}
+
+/// Log-probabilities (log-softmax over all `logits`) of the `candidates`.
+#[must_use]
+pub fn candidate_logprobs(logits: &[f32], candidates: &[LlamaToken]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    candidates
+        .iter()
+        .map(|t| {
+            usize::try_from(t.0)
+                .ok()
+                .and_then(|i| logits.get(i))
+                .map_or(f32::NEG_INFINITY, |&l| l - log_z)
+        })
+        .collect()
 }
 
 /// A loaded model with its scheduler thread.
@@ -256,6 +282,30 @@ impl Engine {
     /// Renders and tokenizes a request: the prompt the scheduler would run.
     pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, EngineError> {
         Ok(self.tokenize(&self.render(request)?))
+    }
+
+    /// The single tokens that spell each of `words` (with and without a leading
+    /// space), for scoring; words that take more than one token are skipped.
+    #[must_use]
+    pub fn word_tokens(&self, words: &[&str]) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let mut out: Vec<LlamaToken> = Vec::new();
+        for w in words {
+            for text in [w.to_string(), format!(" {w}")] {
+                if let [t] = vocab.tokenize(text.as_bytes(), false, false)[..] {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The text of one token.
+    #[must_use]
+    pub fn token_text(&self, token: LlamaToken) -> String {
+        String::from_utf8_lossy(&self.model.vocab().token_to_piece(token, false, None)).into_owned()
     }
 
     /// Queues a job. Never blocks: a full queue is an error at once.

@@ -442,6 +442,13 @@ impl Scheduler<'_> {
             let Some(active) = self.slots[i].active.as_mut() else {
                 continue;
             };
+            if let Some(score) = active.job.score.take() {
+                let _ = score
+                    .reply
+                    .send(crate::candidate_logprobs(logits, &score.candidates));
+                self.finish(i, StopReason::EndTurn, None);
+                continue;
+            }
             let token = LlamaToken(active.sampler.sample(logits) as i32);
             if !active.started {
                 active.started = true;

@@ -79,6 +79,7 @@ fn submit(
             sampling: SamplingParams::greedy(),
             stop_sequences: stops,
             events: tx,
+            score: None,
         })
         .unwrap();
     rx
@@ -115,6 +116,45 @@ fn wait_idle(engine: &Engine) {
         assert!(Instant::now() < deadline, "sequences stayed active");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn a_scoring_job_gives_the_log_probabilities_greedy_decoding_follows() {
+    let Some(engine) = engine() else { return };
+    let text = "Count: 1, 2, 3, 4,";
+    let first = collect(submit(engine, text, 1, vec![])).text;
+    let candidates = engine.word_tokens(&[first.trim(), "zebra", "Paris"]);
+    let greedy = candidates
+        .iter()
+        .position(|&t| engine.token_text(t) == first)
+        .expect("the greedy token is among the candidates");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    engine
+        .submit(Job {
+            prompt: engine.prompt_tokens(&request(text)).unwrap(),
+            max_tokens: 1,
+            sampling: SamplingParams::greedy(),
+            stop_sequences: vec![],
+            events: tx,
+            score: Some(basalt_engine::Score {
+                candidates: candidates.clone(),
+                reply,
+            }),
+        })
+        .unwrap();
+    let logprobs = answer.blocking_recv().expect("the scheduler answers");
+    assert_eq!(logprobs.len(), candidates.len());
+    assert!(logprobs.iter().all(|l| l.is_finite() && *l <= 0.0));
+    assert!(logprobs.iter().map(|l| l.exp()).sum::<f32>() <= 1.0 + 1e-4);
+    let best = (0..logprobs.len())
+        .max_by(|&a, &b| logprobs[a].total_cmp(&logprobs[b]))
+        .unwrap();
+    assert_eq!(best, greedy, "{logprobs:?}");
+    // It ends like a generation with no output tokens, and frees its slot.
+    let done = collect(rx);
+    assert_eq!(done.output_tokens, 0);
+    assert!(done.text.is_empty());
 }
 
 #[test]
@@ -220,6 +260,7 @@ fn a_full_queue_is_refused_at_once() {
             sampling: SamplingParams::greedy(),
             stop_sequences: vec![],
             events: tx,
+            score: None,
         };
         match engine.submit(job) {
             Ok(()) => held.push(rx),

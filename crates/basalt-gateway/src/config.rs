@@ -220,6 +220,12 @@ pub struct ModelConfig {
     pub default_max_tokens: u32,
     #[serde(default = "default_top_k")]
     pub default_top_k: u32,
+    /// The whole prompt a rerank call sends for each document, with `{query}`
+    /// and `{document}` placeholders, sent as is (no chat template), for a
+    /// reranker LLM with its own format; the score is P("yes") against P("no")
+    /// as the next token. Default: a short few-shot yes/no relevance prompt.
+    #[serde(default)]
+    pub rerank_prompt: Option<String>,
 }
 
 fn default_provider() -> String {
@@ -287,6 +293,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         batch_tokens: default_batch_tokens(),
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
+        rerank_prompt: None,
     };
     let minilm = ModelConfig {
         id: DEFAULT_EMBEDDING_MODEL_ID.into(),
@@ -310,6 +317,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         batch_tokens: 4096,
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
+        rerank_prompt: None,
     };
     vec![gemma, minilm]
 }
@@ -456,6 +464,18 @@ impl Config {
                     _ => {}
                 }
             }
+            if let Some(p) = &m.rerank_prompt {
+                if m.kind == ModelKind::Embedding {
+                    return bad(format!(
+                        "{at}: rerank_prompt is for text models; embedding models do not rerank"
+                    ));
+                }
+                if !p.contains("{query}") || !p.contains("{document}") {
+                    return bad(format!(
+                        "{at}: rerank_prompt must contain {{query}} and {{document}}"
+                    ));
+                }
+            }
             if m.kind == ModelKind::Embedding && m.context_window > 8192 {
                 return bad(format!(
                     "{at}: context_window of an embedding model is its longest input, at most 8192"
@@ -558,6 +578,7 @@ impl ModelConfig {
                 default_top_k: self.default_top_k,
             },
             default_max_tokens: self.default_max_tokens,
+            rerank_prompt: self.rerank_prompt.clone(),
         }
     }
 }
@@ -611,6 +632,12 @@ mod tests {
         ))
         .is_ok());
         assert!(Config::parse(&model("kind = \"vision\"")).is_err());
+        assert!(Config::parse(&model("rerank_prompt = \"{query} {document} yes?\"")).is_ok());
+        assert!(Config::parse(&model("rerank_prompt = \"{query} only\"")).is_err());
+        assert!(Config::parse(&model(
+            "kind = \"embedding\"\nrerank_prompt = \"{query} {document}\""
+        ))
+        .is_err());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use basalt_providers::source::Progress;
 use basalt_providers::{EventStream, LocalEmbedder, LocalModel, Provider};
 use basalt_store::{Invocation, Store};
 use basalt_types::{
-    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Error, Result, StopReason, StreamEvent,
-    Usage,
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Error, RerankRequest, RerankResponse,
+    Result, StopReason, StreamEvent, Usage,
 };
 
 pub use config::{Config, ConfigError, ModelConfig, ModelKind};
@@ -286,12 +286,59 @@ impl Gateway {
         ctx: CallContext,
         request: EmbedRequest,
     ) -> Result<EmbedResponse> {
-        let mut meter = Meter::new(Arc::clone(self), ctx, request.model_id.clone());
+        let model_id = request.model_id.clone();
+        self.metered(
+            ctx,
+            &model_id,
+            |p| p.embed(request),
+            |r| Usage {
+                input_tokens: r.total_tokens(),
+                ..Usage::default()
+            },
+        )
+        .await
+    }
+
+    /// Scores documents against a query with a reranking model, metered on the
+    /// prompt tokens of every query/document pair.
+    pub async fn rerank(
+        self: &Arc<Self>,
+        ctx: CallContext,
+        request: RerankRequest,
+    ) -> Result<RerankResponse> {
+        let model_id = request.model_id.clone();
+        self.metered(
+            ctx,
+            &model_id,
+            |p| p.rerank(request),
+            |r| Usage {
+                input_tokens: r.input_tokens,
+                cache_read_input_tokens: r.cached_tokens,
+                ..Usage::default()
+            },
+        )
+        .await
+    }
+
+    /// Runs one non-streamed provider call under the request timeout and
+    /// meters it (usage from the answer, or the error's status).
+    async fn metered<'a, T, F, Fut>(
+        self: &'a Arc<Self>,
+        ctx: CallContext,
+        model_id: &str,
+        call: F,
+        usage: impl FnOnce(&T) -> Usage,
+    ) -> Result<T>
+    where
+        F: FnOnce(&'a Arc<dyn Provider>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut meter = Meter::new(Arc::clone(self), ctx, model_id.to_string());
         let result = async {
-            let entry = self.model(&request.model_id)?;
+            let entry = self.model(model_id)?;
             meter.model_id.clone_from(&entry.config.id);
             let timeout = Duration::from_secs(self.config.server.request_timeout_seconds);
-            match tokio::time::timeout(timeout, entry.provider.embed(request)).await {
+            match tokio::time::timeout(timeout, call(&entry.provider)).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::timeout(format!(
                     "The model did not finish within {} seconds.",
@@ -302,7 +349,7 @@ impl Gateway {
         .await;
         match &result {
             Ok(r) => {
-                meter.usage.input_tokens = r.total_tokens();
+                meter.usage = usage(r);
                 meter.finish("ok");
             }
             Err(e) => meter.finish(e.kind.label()),

@@ -22,14 +22,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use basalt_gateway::{CallContext, Gateway};
 use basalt_store::Store;
-use basalt_types::{EmbedRequest, Error, Result};
+use basalt_types::{EmbedRequest, Error, RerankRequest, Result};
 use serde_json::Value;
 
 pub use filter::Filter;
 pub use index::{IndexEntry, VectorIndex};
 pub use model::{
     Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineDocument,
-    JobStatistics, KnowledgeBase, Location, Retrieved, SearchType, SourceKind,
+    JobStatistics, KnowledgeBase, Location, Rerank, RerankMetadata, Retrieved, SearchType,
+    SourceKind,
 };
 pub use rag::{Citation, RagRequest, RagResponse};
 
@@ -66,6 +67,8 @@ pub struct RetrieveQuery {
     pub filter: Option<Filter>,
     /// Results to skip (from a `nextToken`).
     pub offset: usize,
+    /// Rerank the page of results with a local model.
+    pub rerank: Option<Rerank>,
 }
 
 /// Most results one retrieval returns.
@@ -761,7 +764,49 @@ impl Knowledge {
             })
             .collect();
         results.sort_by(|a, b| b.score.total_cmp(&a.score));
+        if let Some(rerank) = &q.rerank {
+            results = self.rerank(rerank, &q.text, results, request_id).await?;
+        }
         Ok((results, more))
+    }
+
+    /// Orders results by a reranking model's relevance score (which becomes
+    /// their score) and keeps the best `number_of_results`.
+    async fn rerank(
+        &self,
+        rerank: &Rerank,
+        query: &str,
+        mut results: Vec<Retrieved>,
+        request_id: &str,
+    ) -> Result<Vec<Retrieved>> {
+        if results.is_empty() {
+            return Ok(results);
+        }
+        let documents = results
+            .iter()
+            .map(|r| rerank.metadata.document(&r.text, &r.metadata))
+            .collect();
+        let scored = self
+            .gateway
+            .rerank(
+                CallContext {
+                    api: "Retrieve",
+                    request_id: format!("{request_id}-{}", basalt_types::new_request_id()),
+                },
+                RerankRequest {
+                    model_id: rerank.model_id.clone(),
+                    query: query.to_string(),
+                    documents,
+                },
+            )
+            .await?;
+        for (r, s) in results.iter_mut().zip(scored.scores) {
+            r.score = f64::from(s);
+        }
+        // Stable: equal scores keep the retrieval order.
+        results.sort_by(|a, b| b.score.total_cmp(&a.score));
+        results.truncate(rerank.number_of_results.unwrap_or(usize::MAX));
+        Ok(results)
     }
 
     /// Buckets resolved to directories (from the config).

@@ -171,6 +171,57 @@ pub struct Retrieved {
     pub document_id: String,
 }
 
+/// Reranking of retrieved results with a local model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rerank {
+    /// A catalog model id or foundation-model ARN.
+    pub model_id: String,
+    /// Results kept after reranking; `None` keeps every retrieved result.
+    pub number_of_results: Option<usize>,
+    pub metadata: RerankMetadata,
+}
+
+/// Which metadata fields the reranker reads with each chunk's text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RerankMetadata {
+    /// The text only.
+    #[default]
+    None,
+    /// Every field of the document's metadata.
+    All,
+    Include(Vec<String>),
+    Exclude(Vec<String>),
+}
+
+impl RerankMetadata {
+    /// The text the reranker reads: `key: value` lines of the selected
+    /// metadata, then the chunk's text.
+    #[must_use]
+    pub fn document(&self, text: &str, metadata: &Map<String, Value>) -> String {
+        let mut out = String::new();
+        for (k, v) in metadata {
+            if k.starts_with("x-amz-bedrock-kb-") {
+                continue;
+            }
+            let keep = match self {
+                Self::None => false,
+                Self::All => true,
+                Self::Include(keys) => keys.contains(k),
+                Self::Exclude(keys) => !keys.contains(k),
+            };
+            if keep {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.push_str(&format!("{k}: {v}\n"));
+            }
+        }
+        out.push_str(text);
+        out
+    }
+}
+
 /// Now, in Unix milliseconds.
 #[must_use]
 pub fn now_ms() -> i64 {
@@ -188,4 +239,30 @@ pub fn new_id() -> String {
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rerank_metadata_selects_fields_and_skips_basalts_own() {
+        let meta: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "author": "Ada", "year": 1843, "x-amz-bedrock-kb-chunk-id": "7"
+        }))
+        .unwrap_or_default();
+        assert_eq!(RerankMetadata::None.document("text", &meta), "text");
+        assert_eq!(
+            RerankMetadata::All.document("text", &meta),
+            "author: Ada\nyear: 1843\ntext"
+        );
+        assert_eq!(
+            RerankMetadata::Include(vec!["year".into()]).document("t", &meta),
+            "year: 1843\nt"
+        );
+        assert_eq!(
+            RerankMetadata::Exclude(vec!["year".into()]).document("t", &meta),
+            "author: Ada\nt"
+        );
+    }
 }

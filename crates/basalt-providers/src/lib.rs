@@ -12,7 +12,10 @@ pub mod source;
 use async_trait::async_trait;
 use basalt_engine::EngineStats;
 pub use basalt_engine::{dot, StaticEmbeddings};
-use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result, StreamEvent};
+use basalt_types::{
+    ChatRequest, EmbedRequest, EmbedResponse, Error, RerankRequest, RerankResponse, Result,
+    StreamEvent,
+};
 
 pub use embedding::LocalEmbedder;
 pub use local::{LocalModel, LocalSettings};
@@ -35,6 +38,16 @@ pub trait Provider: Send + Sync {
     async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
         Err(Error::validation(format!(
             "The model {} does not produce embeddings; use an embedding model such as sentence-transformers.all-minilm-l6-v2.",
+            request.model_id
+        )))
+    }
+
+    /// Scores how relevant each document is to the query. Local chat models
+    /// rerank by the probability they give to answering "yes" when asked
+    /// whether the document is relevant; embedding models cannot rerank.
+    async fn rerank(&self, request: RerankRequest) -> Result<RerankResponse> {
+        Err(Error::validation(format!(
+            "The model {} cannot rerank; use a local text model such as google.gemma-3-270m.",
             request.model_id
         )))
     }

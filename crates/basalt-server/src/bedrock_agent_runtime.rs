@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use basalt_knowledge::{Filter, Location, RagRequest, RetrieveQuery, Retrieved, SearchType};
+use basalt_knowledge::{
+    Filter, Location, RagRequest, Rerank, RerankMetadata, RetrieveQuery, Retrieved, SearchType,
+};
 use basalt_types::guardrail::{GuardSource, GuardText, GuardrailRef};
 use basalt_types::{Error, InferenceConfig};
 use bytes::Bytes;
@@ -88,17 +90,12 @@ fn retrieve_query(
     next_token: Option<&str>,
 ) -> Result<RetrieveQuery, Error> {
     let vector = config.and_then(|c| c.get("vectorSearchConfiguration"));
-    let n = match vector.and_then(|v| v.get("numberOfResults")) {
-        None => 5,
-        Some(v) => match v.as_i64() {
-            Some(n) if (1..=100).contains(&n) => n as usize,
-            _ => {
-                return Err(Error::validation(
-                    "numberOfResults must be an integer from 1 to 100.",
-                ))
-            }
-        },
-    };
+    let n = count(
+        vector.and_then(|v| v.get("numberOfResults")),
+        "numberOfResults",
+        1..=100,
+    )?
+    .unwrap_or(5);
     let search_type = match vector
         .and_then(|v| v.get("overrideSearchType"))
         .and_then(Value::as_str)
@@ -111,14 +108,10 @@ fn retrieve_query(
             )))
         }
     };
-    if vector
+    let rerank = vector
         .and_then(|v| v.get("rerankingConfiguration"))
-        .is_some()
-    {
-        return Err(Error::validation(
-            "rerankingConfiguration is not supported by basalt yet.",
-        ));
-    }
+        .map(parse_vector_rerank)
+        .transpose()?;
     if vector
         .and_then(|v| v.get("implicitFilterConfiguration"))
         .is_some()
@@ -143,6 +136,113 @@ fn retrieve_query(
         search_type,
         filter,
         offset,
+        rerank,
+    })
+}
+
+/// `{type: BEDROCK_RERANKING_MODEL, bedrockRerankingConfiguration: {modelConfiguration: {modelArn}, …}}`:
+/// the part both Rerank and a retrieval's rerankingConfiguration share.
+/// Returns the model and the `bedrockRerankingConfiguration` object.
+fn rerank_model<'a>(v: &'a Value, at: &str) -> Result<(String, &'a Value), Error> {
+    match v.get("type").and_then(Value::as_str) {
+        Some("BEDROCK_RERANKING_MODEL") => {}
+        other => {
+            return Err(Error::validation(format!(
+                "{at}.type must be BEDROCK_RERANKING_MODEL, got {}.",
+                other.unwrap_or("nothing")
+            )))
+        }
+    }
+    let bedrock = v
+        .get("bedrockRerankingConfiguration")
+        .filter(|b| b.is_object())
+        .ok_or_else(|| {
+            Error::validation(format!("{at}.bedrockRerankingConfiguration is required."))
+        })?;
+    let model = bedrock
+        .get("modelConfiguration")
+        .and_then(|m| m.get("modelArn"))
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "{at}.bedrockRerankingConfiguration.modelConfiguration.modelArn is required."
+            ))
+        })?;
+    Ok((model.to_string(), bedrock))
+}
+
+/// An optional integer count within `range`.
+fn count(
+    v: Option<&Value>,
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<usize>, Error> {
+    match v {
+        None => Ok(None),
+        Some(x) => match x.as_u64() {
+            Some(n) if range.contains(&n) => Ok(Some(n as usize)),
+            _ => Err(Error::validation(format!(
+                "{name} must be an integer from {} to {}.",
+                range.start(),
+                range.end()
+            ))),
+        },
+    }
+}
+
+/// A VectorSearchRerankingConfiguration.
+fn parse_vector_rerank(v: &Value) -> Result<Rerank, Error> {
+    let at = "rerankingConfiguration";
+    let (model_id, bedrock) = rerank_model(v, at)?;
+    let number_of_results = count(
+        bedrock.get("numberOfRerankedResults"),
+        "numberOfRerankedResults",
+        1..=100,
+    )?;
+    let metadata = match bedrock.get("metadataConfiguration") {
+        None => RerankMetadata::None,
+        Some(m) => {
+            let fields = |key: &str| -> Option<Result<Vec<String>, Error>> {
+                let list = m.get("selectiveModeConfiguration")?.get(key)?;
+                Some(
+                    list.as_array()
+                        .filter(|a| !a.is_empty() && a.len() <= 100)
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|f| f.get("fieldName")?.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>()
+                        })
+                        .ok_or_else(|| {
+                            Error::validation(format!(
+                                "{key} takes 1 to 100 entries of {{fieldName}}."
+                            ))
+                        }),
+                )
+            };
+            match m.get("selectionMode").and_then(Value::as_str) {
+                Some("ALL") => RerankMetadata::All,
+                Some("SELECTIVE") => match (fields("fieldsToInclude"), fields("fieldsToExclude")) {
+                    (Some(i), None) => RerankMetadata::Include(i?),
+                    (None, Some(e)) => RerankMetadata::Exclude(e?),
+                    _ => {
+                        return Err(Error::validation(
+                            "selectiveModeConfiguration needs exactly one of fieldsToInclude and fieldsToExclude.",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(Error::validation(
+                        "metadataConfiguration.selectionMode must be ALL or SELECTIVE.",
+                    ))
+                }
+            }
+        }
+    };
+    Ok(Rerank {
+        model_id,
+        number_of_results,
+        metadata,
     })
 }
 
@@ -255,6 +355,106 @@ pub(crate) async fn retrieve(
         out["guardrailAction"] = Value::from("NONE");
     }
     Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RerankBody {
+    queries: Vec<Value>,
+    sources: Vec<Value>,
+    reranking_configuration: Value,
+    next_token: Option<String>,
+}
+
+/// Rerank: scores inline documents against a query with a local model and
+/// returns them best first.
+pub(crate) async fn rerank(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let body: RerankBody = parse_json(&body)?;
+    if body.next_token.is_some() {
+        return Err(Error::validation("nextToken is not one this service issued.").into());
+    }
+    let [query] = &body.queries[..] else {
+        return Err(Error::validation("queries must contain exactly one query.").into());
+    };
+    if query.get("type").and_then(Value::as_str) != Some("TEXT") {
+        return Err(Error::validation("queries[0].type must be TEXT.").into());
+    }
+    let query = query
+        .get("textQuery")
+        .and_then(|t| t.get("text"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && t.chars().count() <= 32_000)
+        .ok_or_else(|| {
+            Error::validation("queries[0].textQuery.text (1-32000 characters) is required.")
+        })?;
+    let (model_id, bedrock) =
+        rerank_model(&body.reranking_configuration, "rerankingConfiguration")?;
+    let keep = count(bedrock.get("numberOfResults"), "numberOfResults", 1..=1000)?;
+    if body.sources.is_empty() || body.sources.len() > 1000 {
+        return Err(Error::validation("sources takes 1 to 1000 documents.").into());
+    }
+    let mut documents = Vec::with_capacity(body.sources.len());
+    for (i, source) in body.sources.iter().enumerate() {
+        let doc = source
+            .get("inlineDocumentSource")
+            .filter(|_| source.get("type").and_then(Value::as_str) == Some("INLINE"))
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "sources[{i}] must be an INLINE source with inlineDocumentSource."
+                ))
+            })?;
+        let text = match doc.get("type").and_then(Value::as_str) {
+            Some("TEXT") => doc
+                .get("textDocument")
+                .and_then(|t| t.get("text"))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty() && t.chars().count() <= 32_000)
+                .map(str::to_string),
+            Some("JSON") => doc
+                .get("jsonDocument")
+                .filter(|j| !j.is_null())
+                .map(Value::to_string),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "sources[{i}].inlineDocumentSource needs type TEXT with textDocument.text (1-32000 characters) or type JSON with jsonDocument."
+            ))
+        })?;
+        documents.push((doc, text));
+    }
+    let scored = state
+        .gateway
+        .rerank(
+            basalt_gateway::CallContext {
+                api: "Rerank",
+                request_id: rid.0.clone(),
+            },
+            basalt_types::RerankRequest {
+                model_id,
+                query: query.to_string(),
+                documents: documents.iter().map(|(_, t)| t.clone()).collect(),
+            },
+        )
+        .await?;
+    let mut order: Vec<usize> = (0..documents.len()).collect();
+    order.sort_by(|&a, &b| scored.scores[b].total_cmp(&scored.scores[a]));
+    order.truncate(keep.unwrap_or(usize::MAX));
+    let results: Vec<Value> = order
+        .into_iter()
+        .map(|i| {
+            json!({
+                "index": i,
+                "relevanceScore": scored.scores[i],
+                "document": documents[i].0,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })).into_response())
 }
 
 #[derive(Deserialize)]

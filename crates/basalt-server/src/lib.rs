@@ -166,6 +166,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
             "/retrieveAndGenerate",
             post(bedrock_agent_runtime::retrieve_and_generate),
         )
+        .route("/rerank", post(bedrock_agent_runtime::rerank))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))

@@ -52,3 +52,42 @@ impl EmbedRequest {
         Ok(())
     }
 }
+
+/// Documents to score against one query with a reranking model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankRequest {
+    pub model_id: String,
+    pub query: String,
+    pub documents: Vec<String>,
+}
+
+/// One relevance score per document, in order, from 0 (unrelated) to 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankResponse {
+    pub scores: Vec<f32>,
+    /// Prompt tokens of every query/document pair together.
+    pub input_tokens: u32,
+    /// Of those, tokens served from the prefix cache.
+    pub cached_tokens: u32,
+}
+
+/// Most documents one rerank call may carry (Bedrock's Rerank limit).
+pub const MAX_RERANK_DOCUMENTS: usize = 1000;
+
+impl RerankRequest {
+    /// Checks the request before any work.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.query.trim().is_empty() {
+            return Err(crate::Error::validation(
+                "The rerank query must not be empty.",
+            ));
+        }
+        if self.documents.is_empty() || self.documents.len() > MAX_RERANK_DOCUMENTS {
+            return Err(crate::Error::validation(format!(
+                "A rerank call takes 1 to {MAX_RERANK_DOCUMENTS} documents, got {}.",
+                self.documents.len()
+            )));
+        }
+        Ok(())
+    }
+}

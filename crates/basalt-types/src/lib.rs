@@ -13,7 +13,10 @@ pub use chat::{
     ChatRequest, ChatResponse, ContentBlock, InferenceConfig, Message, Role, StopReason,
     StreamEvent, Usage,
 };
-pub use embed::{EmbedRequest, EmbedResponse, MAX_EMBED_INPUTS};
+pub use embed::{
+    EmbedRequest, EmbedResponse, RerankRequest, RerankResponse, MAX_EMBED_INPUTS,
+    MAX_RERANK_DOCUMENTS,
+};
 pub use error::{Error, ErrorKind, Result};
 
 /// A fresh request id (UUID v4), as AWS services return in `x-amzn-RequestId`.
