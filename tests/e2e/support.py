@@ -115,7 +115,7 @@ def render_config(
     request_timeout_seconds: int = 300,
     extra_models: str = "",
     embedding_model: bool = True,
-    buckets: dict[str, str] | None = None,
+    buckets: dict[str, str | dict] | None = None,
 ) -> str:
     text = f"""\
 [server]
@@ -157,8 +157,12 @@ batch_tokens = 4096
 path = {_toml_str(embed_model_path())}
 """
     if buckets:
+        def where(v) -> str:  # a directory, or an S3 endpoint's settings
+            if isinstance(v, dict):
+                return "{ " + ", ".join(f"{k} = {_toml_str(str(x))}" for k, x in v.items()) + " }"
+            return _toml_str(str(v))
         text += "\n[knowledge]\nbuckets = { " + ", ".join(
-            f"{_toml_str(name)} = {_toml_str(str(path))}" for name, path in buckets.items()
+            f"{_toml_str(name)} = {where(v)}" for name, v in buckets.items()
         ) + " }\n"
     if auth:
         text += f"""

@@ -169,17 +169,10 @@ fn serve(mut config: Config) -> Result<()> {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        let buckets = gateway
-            .config()
-            .knowledge
-            .buckets
-            .clone()
-            .into_iter()
-            .collect();
         let knowledge = basalt_knowledge::Knowledge::start(
             gateway.store().clone(),
             Arc::clone(&gateway),
-            buckets,
+            &gateway.config().knowledge.buckets,
         )?;
         // Distil (first run) or load the guardrails' static embeddings now, so
         // the first guarded call does not wait for them.

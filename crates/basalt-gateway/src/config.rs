@@ -43,9 +43,55 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
-    /// S3 bucket names and the local directories that stand for them: a data
-    /// source with `bucketArn = "arn:aws:s3:::docs"` reads `buckets.docs`.
-    pub buckets: std::collections::BTreeMap<String, PathBuf>,
+    /// S3 bucket names and where their objects are: a data source with
+    /// `bucketArn = "arn:aws:s3:::docs"` reads `buckets.docs`, a local
+    /// directory (a path) or an S3-compatible endpoint (a table).
+    pub buckets: std::collections::BTreeMap<String, BucketConfig>,
+}
+
+/// Where one bucket's objects are.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum BucketConfig {
+    /// A local directory standing for the bucket (keys are relative paths).
+    Dir(PathBuf),
+    /// A real bucket on S3 or an S3-compatible store (MinIO, Ceph, …).
+    S3(S3Bucket),
+}
+
+/// An S3 bucket. Credentials and region not given here come from the usual
+/// `AWS_*` environment variables.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Bucket {
+    /// Endpoint URL (`http://127.0.0.1:9000` for a local MinIO); none means AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The bucket's name at the endpoint, when it differs from the name data
+    /// sources use.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Bucket")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -365,8 +411,10 @@ impl Config {
         })?;
         config.store.data_dir = expand_home(&config.store.data_dir);
         config.store.models_dir = expand_home(&config.store.models_dir);
-        for dir in config.knowledge.buckets.values_mut() {
-            *dir = expand_home(dir);
+        for bucket in config.knowledge.buckets.values_mut() {
+            if let BucketConfig::Dir(dir) = bucket {
+                *dir = expand_home(dir);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -406,10 +454,28 @@ impl Config {
             if !valid {
                 return bad(format!("knowledge.buckets: {bucket:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
             }
-            if dir.as_os_str().is_empty() {
-                return bad(format!(
-                    "knowledge.buckets.{bucket}: the directory must not be empty"
-                ));
+            match dir {
+                BucketConfig::Dir(dir) if dir.as_os_str().is_empty() => {
+                    return bad(format!(
+                        "knowledge.buckets.{bucket}: the directory must not be empty"
+                    ));
+                }
+                BucketConfig::Dir(_) => {}
+                BucketConfig::S3(s3) => {
+                    if let Some(e) = &s3.endpoint {
+                        if !(e.starts_with("http://") || e.starts_with("https://")) {
+                            return bad(format!("knowledge.buckets.{bucket}.endpoint = {e:?} must be an http:// or https:// URL"));
+                        }
+                    }
+                    if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                        return bad(format!("knowledge.buckets.{bucket}: access_key_id and secret_access_key go together"));
+                    }
+                    if s3.bucket.as_ref().is_some_and(String::is_empty) {
+                        return bad(format!(
+                            "knowledge.buckets.{bucket}.bucket must not be empty"
+                        ));
+                    }
+                }
             }
         }
         if self.models.is_empty() {
@@ -638,6 +704,34 @@ mod tests {
             "kind = \"embedding\"\nrerank_prompt = \"{query} {document}\""
         ))
         .is_err());
+    }
+
+    #[test]
+    fn buckets_are_directories_or_s3_endpoints() {
+        let c = Config::parse(
+            "[knowledge.buckets]\nlocal-docs = \"/srv/docs\"\nwiki = { endpoint = \"http://127.0.0.1:9000\", bucket = \"w\", access_key_id = \"AK\", secret_access_key = \"HIDDEN\" }\naws-docs = {}\n",
+        )
+        .unwrap();
+        let b = &c.knowledge.buckets;
+        assert_eq!(b["local-docs"], BucketConfig::Dir("/srv/docs".into()));
+        let BucketConfig::S3(wiki) = &b["wiki"] else {
+            panic!("wiki is an S3 bucket")
+        };
+        assert_eq!(wiki.bucket.as_deref(), Some("w"));
+        assert!(!format!("{wiki:?}").contains("HIDDEN"));
+        assert!(matches!(b["aws-docs"], BucketConfig::S3(_)));
+        for bad in [
+            "x-y = { endpoint = \"ftp://host\" }",
+            "x-y = { access_key_id = \"AK\" }",
+            "x-y = { endpont = \"http://h\" }",
+            "x-y = { bucket = \"\" }",
+            "X_Y = \"/srv\"",
+        ] {
+            assert!(
+                Config::parse(&format!("[knowledge.buckets]\n{bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

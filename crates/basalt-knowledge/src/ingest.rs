@@ -4,7 +4,6 @@
 //! progress and a restart resumes with what is left.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -60,46 +59,6 @@ pub(crate) fn sidecar_metadata(bytes: &[u8]) -> Result<Map<String, Value>, Strin
     Ok(out)
 }
 
-/// Files under `root` whose relative key starts with one of `prefixes` (all
-/// when empty), sorted. Entries resolving outside `root` (symlinks) are
-/// returned separately, never read.
-/// Files found by a scan (key, real path) and keys that resolve outside the root.
-type Scan = (Vec<(String, PathBuf)>, Vec<String>);
-
-fn scan(root: &Path, prefixes: &[String]) -> std::io::Result<Scan> {
-    let root = root.canonicalize()?;
-    let mut files = Vec::new();
-    let mut outside = Vec::new();
-    let mut stack = vec![root.clone()];
-    let mut seen = HashSet::new();
-    while let Some(dir) = stack.pop() {
-        if !seen.insert(dir.clone()) {
-            continue;
-        }
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let key = path
-                .strip_prefix(&root)
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            let Ok(real) = path.canonicalize() else {
-                continue;
-            };
-            if !real.starts_with(&root) {
-                outside.push(key);
-                continue;
-            }
-            if real.is_dir() {
-                stack.push(real);
-            } else if prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p.as_str())) {
-                files.push((key, real));
-            }
-        }
-    }
-    files.sort();
-    Ok((files, outside))
-}
-
 fn s3_uri(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
@@ -143,26 +102,26 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         // A CUSTOM data source has nothing to scan: its documents are pushed.
         return Ok(());
     };
-    let root = k
-        .bucket_dir(bucket)
-        .ok_or_else(|| {
+    let listing = {
+        let source = k.bucket(bucket).ok_or_else(|| {
             basalt_types::Error::validation(format!("The bucket {bucket} is no longer configured."))
-        })?
-        .to_path_buf();
-    let prefixes = prefixes.clone();
-    let (files, outside) = blocking(move || {
-        scan(&root, &prefixes).map_err(|e| {
-            basalt_types::Error::validation(format!(
-                "Cannot read the bucket directory {}: {e}",
-                root.display()
-            ))
-        })
-    })
-    .await?;
-    for key in outside {
+        })?;
+        crate::bucket::list(source, prefixes)
+            .await
+            .map_err(basalt_types::Error::validation)?
+    };
+    for key in &listing.outside {
         job.statistics.documents_failed += 1;
         job.failure_reasons.push(format!(
             "{key}: refused, it resolves outside the data source's root"
+        ));
+    }
+    for (key, size) in &listing.too_large {
+        job.statistics.documents_scanned += 1;
+        job.statistics.documents_failed += 1;
+        job.failure_reasons.push(format!(
+            "{key}: {size} bytes is over the {} MiB limit for one file",
+            crate::bucket::MAX_OBJECT_BYTES >> 20
         ));
     }
     let known: HashMap<String, String> = {
@@ -172,14 +131,14 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
             .into_iter()
             .collect()
     };
-    let by_key: HashMap<&str, &PathBuf> = files.iter().map(|(k, p)| (k.as_str(), p)).collect();
+    let by_key: HashSet<&str> = listing.keys.iter().map(String::as_str).collect();
     let mut present = HashSet::new();
     let mut pending: Vec<Prepared> = Vec::new();
     let mut pending_chunks = 0usize;
-    for (key, path) in &files {
+    for key in &listing.keys {
         if let Some(doc_key) = key.strip_suffix(SIDECAR) {
             job.statistics.metadata_documents_scanned += 1;
-            if !by_key.contains_key(doc_key) {
+            if !by_key.contains(doc_key) {
                 job.failure_reasons
                     .push(format!("{key}: metadata file without a document"));
             }
@@ -194,18 +153,18 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
             save_progress(k, job);
             continue;
         }
-        let bytes = match std::fs::read(path) {
+        let bytes = match listing.read(key).await {
             Ok(b) => b,
             Err(e) => {
-                fail(k, job, &kb, &ds, key, &format!("cannot read: {e}")).await;
+                fail(k, job, &kb, &ds, key, &e).await;
                 continue;
             }
         };
         let sidecar_key = format!("{key}{SIDECAR}");
-        let mut metadata = match by_key.get(sidecar_key.as_str()) {
-            None => Map::new(),
-            Some(p) => match std::fs::read(p)
-                .map_err(|e| e.to_string())
+        let mut metadata = if by_key.contains(sidecar_key.as_str()) {
+            match listing
+                .read(&sidecar_key)
+                .await
                 .and_then(|b| sidecar_metadata(&b))
             {
                 Ok(m) => m,
@@ -213,7 +172,9 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
                     fail(k, job, &kb, &ds, key, &format!("{sidecar_key}: {e}")).await;
                     continue;
                 }
-            },
+            }
+        } else {
+            Map::new()
         };
         let hash = content_hash(&bytes, &metadata, ds.chunking);
         let previous = known.get(key);
@@ -530,6 +491,7 @@ async fn cut(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bucket::scan;
 
     #[test]
     fn sidecars_accept_plain_and_typed_values() {

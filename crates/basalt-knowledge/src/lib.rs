@@ -7,6 +7,7 @@
 //! Nothing here knows a wire format: `basalt-server` translates the Bedrock
 //! Agent APIs into these calls.
 
+mod bucket;
 pub mod chunk;
 mod db;
 pub mod filter;
@@ -17,7 +18,6 @@ pub mod parse;
 mod rag;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use basalt_gateway::{CallContext, Gateway};
@@ -81,7 +81,7 @@ const RRF_K: f64 = 60.0;
 pub struct Knowledge {
     store: Store,
     gateway: Arc<Gateway>,
-    buckets: HashMap<String, PathBuf>,
+    buckets: HashMap<String, bucket::Bucket>,
     indexes: Mutex<HashMap<String, Arc<RwLock<VectorIndex>>>>,
     running: Mutex<HashSet<String>>,
     queries: QueryCache,
@@ -143,8 +143,16 @@ impl Knowledge {
     pub fn start(
         store: Store,
         gateway: Arc<Gateway>,
-        buckets: HashMap<String, PathBuf>,
+        buckets: &std::collections::BTreeMap<String, basalt_gateway::config::BucketConfig>,
     ) -> Result<Arc<Self>> {
+        let buckets = buckets
+            .iter()
+            .map(|(name, config)| {
+                bucket::Bucket::open(name, config)
+                    .map(|b| (name.clone(), b))
+                    .map_err(Error::validation)
+            })
+            .collect::<Result<_>>()?;
         let me = Arc::new(Self {
             store,
             gateway,
@@ -259,7 +267,7 @@ impl Knowledge {
         if let SourceKind::S3 { bucket, prefixes } = source {
             if !self.buckets.contains_key(bucket) {
                 return Err(Error::validation(format!(
-                    "The bucket {bucket} is not configured: map it to a directory under [knowledge.buckets] in the basalt config."
+                    "The bucket {bucket} is not configured: map it to a directory or an S3 endpoint under [knowledge.buckets] in the basalt config."
                 )));
             }
             if let Some(p) = prefixes
@@ -809,10 +817,9 @@ impl Knowledge {
         Ok(results)
     }
 
-    /// Buckets resolved to directories (from the config).
-    #[must_use]
-    pub fn bucket_dir(&self, bucket: &str) -> Option<&Path> {
-        self.buckets.get(bucket).map(PathBuf::as_path)
+    /// A configured bucket.
+    pub(crate) fn bucket(&self, name: &str) -> Option<&bucket::Bucket> {
+        self.buckets.get(name)
     }
 
     #[must_use]
