@@ -148,6 +148,21 @@ def test_duplicate_name_is_a_conflict(control):
         _create(control, "twice", wordPolicyConfig={"wordsConfig": [{"text": "x"}]})
 
 
+def test_a_retried_create_with_its_client_token_makes_one_guardrail(control):
+    words = {"wordsConfig": [{"text": "x"}]}
+    first = _create(control, "retried", wordPolicyConfig=words, clientRequestToken="tok-guardrail-1")
+    again = _create(control, "retried", wordPolicyConfig=words, clientRequestToken="tok-guardrail-1")
+    assert again["guardrailId"] == first["guardrailId"] and again["version"] == "DRAFT"
+    v1 = control.create_guardrail_version(guardrailIdentifier=first["guardrailId"], clientRequestToken="tok-version-1")
+    v1_again = control.create_guardrail_version(guardrailIdentifier=first["guardrailId"], clientRequestToken="tok-version-1")
+    assert v1_again["version"] == v1["version"] == "1"
+    assert [v["version"] for v in control.list_guardrails(guardrailIdentifier=first["guardrailId"])["guardrails"]
+            if v["version"] != "DRAFT"] == ["1"]
+    with pytest.raises(control.exceptions.ConflictException) as e:
+        _create(control, "another-name", wordPolicyConfig=words, clientRequestToken="tok-guardrail-1")
+    assert "client token" in e.value.response["Error"]["Message"]
+
+
 @pytest.mark.parametrize(
     "policy, words",
     [

@@ -164,6 +164,28 @@ def test_knowledge_base_crud_and_validation(agent):
     assert len(agent.list_knowledge_bases()["knowledgeBaseSummaries"]) == before - 1
 
 
+def test_client_tokens_make_retried_creates_idempotent(agent, filter_kb):
+    config = _kb_config()
+    kb = agent.create_knowledge_base(name="idem", roleArn=ROLE, knowledgeBaseConfiguration=config,
+                                     clientToken="tok-kb-0000000000000000000000000001")["knowledgeBase"]
+    again = agent.create_knowledge_base(name="idem", roleArn=ROLE, knowledgeBaseConfiguration=config,
+                                        clientToken="tok-kb-0000000000000000000000000001")["knowledgeBase"]
+    assert again["knowledgeBaseId"] == kb["knowledgeBaseId"]
+    assert [k["name"] for k in agent.list_knowledge_bases()["knowledgeBaseSummaries"]].count("idem") == 1
+    _client_error(lambda: agent.create_knowledge_base(name="idem-2", roleArn=ROLE, knowledgeBaseConfiguration=config,
+                                                      clientToken="tok-kb-0000000000000000000000000001"), "ConflictException")
+    # Without a token of its own, boto3 sends a fresh one per call: two creates.
+    ds = [agent.create_data_source(knowledgeBaseId=kb["knowledgeBaseId"], name=f"src{i}",
+                                   dataSourceConfiguration={"type": "CUSTOM"})["dataSource"]["dataSourceId"]
+          for i in range(2)]
+    assert ds[0] != ds[1]
+    kb_id, ds_id = filter_kb
+    job = agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, clientToken="tok-job-000000000000000000000000001")
+    job_again = agent.start_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, clientToken="tok-job-000000000000000000000000001")
+    assert job_again["ingestionJob"]["ingestionJobId"] == job["ingestionJob"]["ingestionJobId"]
+    _wait_job(agent, kb_id, ds_id, job["ingestionJob"]["ingestionJobId"])
+
+
 def test_list_pagination(agent):
     ids = [_create_kb(agent, f"page-kb-{i}") for i in range(3)]
     seen = []

@@ -113,10 +113,7 @@ struct KnowledgeBaseBody {
     knowledge_base_configuration: Value,
     storage_configuration: Option<Value>,
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "idempotency tokens are accepted; creates are not deduplicated yet"
-    )]
+    #[expect(dead_code, reason = "read by the idempotency middleware")]
     client_token: Option<String>,
     tags: Option<Value>,
     metadata_configurations: Option<Value>,
@@ -292,10 +289,7 @@ struct DataSourceBody {
     vector_ingestion_configuration: Option<Value>,
     server_side_encryption_configuration: Option<Value>,
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "idempotency tokens are accepted; creates are not deduplicated yet"
-    )]
+    #[expect(dead_code, reason = "read by the idempotency middleware")]
     client_token: Option<String>,
 }
 
@@ -599,10 +593,7 @@ fn job_json(job: &IngestionJob) -> Value {
 struct StartJobBody {
     description: Option<String>,
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "idempotency tokens are accepted; starts are not deduplicated yet"
-    )]
+    #[expect(dead_code, reason = "read by the idempotency middleware")]
     client_token: Option<String>,
 }
 
@@ -854,7 +845,7 @@ fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
 struct IngestDocsBody {
     documents: Vec<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "idempotency tokens are accepted")]
+    #[expect(dead_code, reason = "read by the idempotency middleware")]
     client_token: Option<String>,
 }
 
@@ -886,7 +877,7 @@ pub(crate) async fn ingest_documents(
 struct DocIdsBody {
     document_identifiers: Vec<Value>,
     #[serde(default)]
-    #[expect(dead_code, reason = "idempotency tokens are accepted")]
+    #[expect(dead_code, reason = "read by the idempotency middleware")]
     client_token: Option<String>,
 }
 

@@ -14,6 +14,7 @@ mod bedrock_runtime;
 pub mod error;
 pub mod eventstream;
 mod guardrails;
+mod idempotency;
 mod openai;
 pub mod sigv4;
 mod streaming;
@@ -78,6 +79,13 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
     use bedrock_agent as agent;
     const KB: &str = "/knowledgebases/{knowledge_base_id}";
     const DS: &str = "/knowledgebases/{knowledge_base_id}/datasources/{data_source_id}";
+    // Routes with operations that take a clientToken.
+    let idem = |m: axum::routing::MethodRouter<AppState>| {
+        m.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        ))
+    };
     Router::new()
         .route("/ping", get(ping))
         .route("/metrics", get(metrics))
@@ -104,14 +112,16 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             "/guardrails",
-            post(guardrails::create_guardrail).get(guardrails::list_guardrails),
+            idem(post(guardrails::create_guardrail).get(guardrails::list_guardrails)),
         )
         .route(
             "/guardrails/{guardrail_id}",
-            get(guardrails::get_guardrail)
-                .put(guardrails::update_guardrail)
-                .delete(guardrails::delete_guardrail)
-                .post(guardrails::create_guardrail_version),
+            idem(
+                get(guardrails::get_guardrail)
+                    .put(guardrails::update_guardrail)
+                    .delete(guardrails::delete_guardrail)
+                    .post(guardrails::create_guardrail_version),
+            ),
         )
         .route("/foundation-models", get(bedrock::list_foundation_models))
         .route(
@@ -120,7 +130,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             "/knowledgebases/",
-            put(agent::create_knowledge_base).post(agent::list_knowledge_bases),
+            idem(put(agent::create_knowledge_base).post(agent::list_knowledge_bases)),
         )
         .route(
             KB,
@@ -130,7 +140,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             &format!("{KB}/datasources/"),
-            put(agent::create_data_source).post(agent::list_data_sources),
+            idem(put(agent::create_data_source).post(agent::list_data_sources)),
         )
         .route(
             DS,
@@ -140,7 +150,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             &format!("{DS}/ingestionjobs/"),
-            put(agent::start_ingestion_job).post(agent::list_ingestion_jobs),
+            idem(put(agent::start_ingestion_job).post(agent::list_ingestion_jobs)),
         )
         .route(
             &format!("{DS}/ingestionjobs/{{ingestion_job_id}}"),
@@ -148,7 +158,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             &format!("{DS}/documents"),
-            put(agent::ingest_documents).post(agent::list_documents),
+            idem(put(agent::ingest_documents).post(agent::list_documents)),
         )
         .route(
             &format!("{DS}/documents/getDocuments"),
@@ -156,7 +166,7 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
         )
         .route(
             &format!("{DS}/documents/deleteDocuments"),
-            post(agent::delete_documents),
+            idem(post(agent::delete_documents)),
         )
         .route(
             &format!("{KB}/retrieve"),

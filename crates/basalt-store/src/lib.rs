@@ -165,7 +165,30 @@ const MIGRATIONS: &[&str] = &[
         id TEXT PRIMARY KEY,
         last_version INTEGER NOT NULL
     );",
+    // The answer to each request that carried a clientToken, so a retry with
+    // the same token gets the same answer instead of a second resource.
+    "CREATE TABLE idempotency (
+        operation TEXT NOT NULL,
+        token TEXT NOT NULL,
+        request_sha256 TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (operation, token)
+    );",
 ];
+
+/// How long a clientToken is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The answer given to a request that carried a clientToken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotentAnswer {
+    /// SHA-256 (hex) of the request that got it.
+    pub request_sha256: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+}
 
 /// The embedded store. Cheap to clone; calls block briefly on SQLite, so async
 /// callers run them on a blocking thread.
@@ -245,6 +268,64 @@ impl Store {
                     inv.status,
                 ],
             )?;
+            Ok(())
+        })
+    }
+
+    /// The answer remembered for `token` on `operation`, if it is younger than
+    /// [`IDEMPOTENCY_TTL_MS`].
+    pub fn idempotent_answer(
+        &self,
+        operation: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Option<IdempotentAnswer>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT request_sha256, status, body FROM idempotency
+                 WHERE operation = ?1 AND token = ?2 AND created_at_ms > ?3",
+            )?;
+            let mut rows = stmt.query(params![operation, token, now_ms - IDEMPOTENCY_TTL_MS])?;
+            Ok(match rows.next()? {
+                Some(r) => Some(IdempotentAnswer {
+                    request_sha256: r.get(0)?,
+                    status: r.get(1)?,
+                    body: r.get(2)?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    /// Remembers the answer to a request that carried `token`, and forgets
+    /// answers older than [`IDEMPOTENCY_TTL_MS`].
+    pub fn remember_answer(
+        &self,
+        operation: &str,
+        token: &str,
+        answer: &IdempotentAnswer,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM idempotency WHERE created_at_ms <= ?1",
+                [now_ms - IDEMPOTENCY_TTL_MS],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency
+                   (operation, token, request_sha256, status, body, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    operation,
+                    token,
+                    answer.request_sha256,
+                    answer.status,
+                    answer.body,
+                    now_ms
+                ],
+            )?;
+            tx.commit()?;
             Ok(())
         })
     }
@@ -355,5 +436,42 @@ mod tests {
                 .len()
                 == 1
         );
+    }
+
+    #[test]
+    fn idempotent_answers_are_kept_for_a_day() {
+        let dir = std::env::temp_dir().join(format!("basalt-idem-{}", std::process::id()));
+        let store = Store::open(&dir).unwrap();
+        let answer = IdempotentAnswer {
+            request_sha256: "abc".into(),
+            status: 202,
+            body: b"{}".to_vec(),
+        };
+        store
+            .remember_answer("PUT /x", "t1", &answer, 1_000)
+            .unwrap();
+        assert_eq!(
+            store.idempotent_answer("PUT /x", "t1", 2_000).unwrap(),
+            Some(answer.clone())
+        );
+        assert_eq!(
+            store.idempotent_answer("PUT /y", "t1", 2_000).unwrap(),
+            None
+        );
+        let later = 1_000 + IDEMPOTENCY_TTL_MS;
+        assert_eq!(
+            store.idempotent_answer("PUT /x", "t1", later).unwrap(),
+            None
+        );
+        store
+            .remember_answer("PUT /x", "t2", &answer, later)
+            .unwrap();
+        let kept: i64 = store
+            .with_connection(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM idempotency", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(kept, 1, "the expired answer was forgotten");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
