@@ -9,6 +9,12 @@
 //! (a quarter of the memory traffic), keeps the best `4k + 32` candidates, and
 //! rescores those exactly with the f32 vectors, so the returned scores are
 //! exact and the ranking all but always is.
+//!
+//! Beyond [`ANN_FROM`] chunks an HNSW graph (`usearch`, f16 vectors) is built
+//! once and then kept in step with every insert and remove; a search walks the
+//! graph for `4k + 32` candidates (filters applied during the walk) and
+//! rescores them exactly. A filter so narrow that the walk finds fewer than
+//! `k` chunks falls back to the int8 pass, which sees every chunk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +29,15 @@ pub type IndexEntry = (i64, Vec<f32>, Arc<Map<String, Value>>);
 /// Up to this many chunks, search scans the f32 vectors directly.
 pub const EXACT_UP_TO: usize = 20_000;
 
+/// From this many chunks on, search walks an HNSW graph.
+pub const ANN_FROM: usize = 50_000;
+
+/// Neighbours per graph node, and candidate lists while building and
+/// searching: recall@10 above 0.99 on 384-dimension sentence embeddings.
+const ANN_CONNECTIVITY: usize = 16;
+const ANN_EXPANSION_ADD: usize = 128;
+const ANN_EXPANSION_SEARCH: usize = 256;
+
 #[derive(Default)]
 pub struct VectorIndex {
     dimension: usize,
@@ -34,6 +49,9 @@ pub struct VectorIndex {
     scales: Vec<f32>,
     metadata: Vec<Arc<Map<String, Value>>>,
     positions: HashMap<i64, usize>,
+    /// The HNSW graph, once the index has [`ANN_FROM`] chunks.
+    ann: Option<usearch::Index>,
+    ann_from: usize,
 }
 
 impl VectorIndex {
@@ -41,7 +59,59 @@ impl VectorIndex {
     pub fn new(dimension: usize) -> Self {
         Self {
             dimension,
+            ann_from: ANN_FROM,
             ..Self::default()
+        }
+    }
+
+    /// Whether searches walk the HNSW graph.
+    #[must_use]
+    pub fn is_approximate(&self) -> bool {
+        self.ann.is_some()
+    }
+
+    /// Builds the graph over every chunk once the index is big enough. A
+    /// graph that cannot be built (out of memory) leaves the exact passes.
+    fn grow_ann(&mut self) {
+        if self.ann.is_none() && self.len() >= self.ann_from.max(1) {
+            let options = usearch::IndexOptions {
+                dimensions: self.dimension,
+                metric: usearch::MetricKind::IP,
+                quantization: usearch::ScalarKind::F16,
+                connectivity: ANN_CONNECTIVITY,
+                expansion_add: ANN_EXPANSION_ADD,
+                expansion_search: ANN_EXPANSION_SEARCH,
+                multi: false,
+            };
+            let built = usearch::Index::new(&options).ok().filter(|ann| {
+                ann.reserve(self.len() * 2).is_ok()
+                    && self
+                        .ids
+                        .iter()
+                        .zip(self.vectors.chunks_exact(self.dimension))
+                        .all(|(&id, v)| ann.add(id as u64, v).is_ok())
+            });
+            if built.is_none() {
+                tracing::warn!(
+                    chunks = self.len(),
+                    "the HNSW index could not be built; searches stay exact"
+                );
+                self.ann_from = usize::MAX;
+            }
+            self.ann = built;
+        }
+    }
+
+    fn ann_add(&mut self, id: i64, vector: &[f32]) {
+        let Some(ann) = &self.ann else {
+            return;
+        };
+        let ok = (ann.size() < ann.capacity() || ann.reserve(ann.capacity() * 2).is_ok())
+            && ann.add(id as u64, vector).is_ok();
+        if !ok {
+            tracing::warn!("the HNSW index could not take a chunk; searches stay exact");
+            self.ann = None;
+            self.ann_from = usize::MAX;
         }
     }
 
@@ -72,6 +142,11 @@ impl VectorIndex {
         self.codes.extend_from_slice(&codes);
         self.scales.push(scale);
         self.metadata.push(metadata);
+        if self.ann.is_some() {
+            self.ann_add(id, vector);
+        } else {
+            self.grow_ann();
+        }
         true
     }
 
@@ -80,6 +155,9 @@ impl VectorIndex {
         let Some(pos) = self.positions.remove(&id) else {
             return;
         };
+        if let Some(ann) = &self.ann {
+            let _ = ann.remove(id as u64);
+        }
         let last = self.ids.len() - 1;
         let d = self.dimension;
         if pos != last {
@@ -131,16 +209,45 @@ impl VectorIndex {
                 .map(|(i, s)| (self.ids[i], s))
                 .collect();
         }
+        if let Some(ann) = &self.ann {
+            let want = 4 * k + 32;
+            let found = match filter {
+                None => ann.search(query, want),
+                Some(f) => ann.filtered_search(query, want, |key| {
+                    self.positions
+                        .get(&(key as i64))
+                        .is_some_and(|&p| f.matches(&self.metadata[p]))
+                }),
+            };
+            if let Ok(found) = found {
+                if found.keys.len() >= k {
+                    return self.rescore(found.keys.iter().map(|&key| key as i64), query, k);
+                }
+            }
+        }
         let (q, q_scale) = quantize(query);
         let approx = self
             .codes
             .chunks_exact(d)
             .zip(&self.scales)
             .map(|(row, scale)| dot_i8(row, &q) as f32 * scale * q_scale);
-        let mut exact: Vec<(i64, f32)> = self
+        let candidates: Vec<i64> = self
             .top(approx, 4 * k + 32, filter)
             .into_iter()
-            .map(|(i, _)| (self.ids[i], dot(&self.vectors[i * d..(i + 1) * d], query)))
+            .map(|(i, _)| self.ids[i])
+            .collect();
+        self.rescore(candidates.into_iter(), query, k)
+    }
+
+    /// The `k` best of `candidates` by their exact f32 score.
+    fn rescore(
+        &self,
+        candidates: impl Iterator<Item = i64>,
+        query: &[f32],
+        k: usize,
+    ) -> Vec<(i64, f32)> {
+        let mut exact: Vec<(i64, f32)> = candidates
+            .filter_map(|id| Some((id, dot(self.vector(id)?, query))))
             .collect();
         exact.sort_by(|a, b| b.1.total_cmp(&a.1));
         exact.truncate(k);
@@ -302,6 +409,65 @@ mod tests {
         idx.remove(3);
         assert_eq!(idx.codes.len(), (n - 1) * d);
         assert_eq!(idx.scales.len(), n - 1);
+    }
+
+    #[test]
+    fn the_hnsw_graph_finds_nearly_what_the_exact_scan_finds() {
+        let (d, n) = (48, 6_000);
+        let mut seed = 11;
+        let mut idx = VectorIndex::new(d);
+        idx.ann_from = 5_000;
+        let mut vectors = Vec::new();
+        for i in 0..n {
+            let v = random_unit(&mut seed, d);
+            idx.insert(i as i64, &v, meta("even", (i % 2) as i64));
+            vectors.push(v);
+            assert_eq!(idx.is_approximate(), i + 1 >= 5_000);
+        }
+        // Replaced and removed chunks leave the graph too.
+        idx.insert(0, &vectors[1], meta("even", 0));
+        idx.remove(2);
+        let (mut hits, mut total) = (0, 0);
+        for _ in 0..30 {
+            let q = random_unit(&mut seed, d);
+            let exact: Vec<i64> = {
+                let rows = idx.vectors.chunks_exact(d).map(|row| dot(row, &q));
+                idx.top(rows, 10, None)
+                    .into_iter()
+                    .map(|(i, _)| idx.ids[i])
+                    .collect()
+            };
+            let got = idx.search(&q, 10, None);
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|(id, _)| *id != 2));
+            for (id, score) in &got {
+                assert!(
+                    (score - dot(idx.vector(*id).unwrap(), &q)).abs() < 1e-6,
+                    "exact scores"
+                );
+            }
+            hits += got.iter().filter(|(id, _)| exact.contains(id)).count();
+            total += 10;
+            let f = Filter::Equals("even".into(), Value::from(1));
+            let odd = idx.search(&q, 10, Some(&f));
+            assert_eq!(odd.len(), 10);
+            assert!(odd.iter().all(|(id, _)| id % 2 == 1));
+        }
+        let recall = hits as f64 / total as f64;
+        assert!(recall >= 0.95, "recall@10 {recall}");
+        // A filter only 3 chunks pass: the walk cannot find 10, the scan can.
+        let rare = Filter::In("even".into(), vec![Value::from(7)]);
+        for id in [10, 20, 30] {
+            idx.insert(id, &vectors[id as usize], meta("even", 7));
+        }
+        let q = random_unit(&mut seed, d);
+        let mut found: Vec<i64> = idx
+            .search(&q, 10, Some(&rare))
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, vec![10, 20, 30]);
     }
 
     #[test]

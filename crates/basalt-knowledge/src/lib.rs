@@ -717,13 +717,13 @@ impl Knowledge {
                 .map(|(id, s)| (*id, f64::from((1.0 + s) / 2.0)))
                 .collect(),
             SearchType::Hybrid => {
-                let fts_query = fts_query(&q.text);
-                let lexical = if fts_query.is_empty() {
+                let words = query_words(&q.text);
+                let lexical = if words.is_empty() {
                     Vec::new()
                 } else {
-                    let (store, kb_id, fq) = (self.store.clone(), kb.id.clone(), fts_query);
+                    let (store, kb_id) = (self.store.clone(), kb.id.clone());
                     let limit = candidates * 4;
-                    let hits = blocking(move || db::bm25(&store, &kb_id, &fq, limit)).await?;
+                    let hits = blocking(move || db::bm25(&store, &kb_id, &words, limit)).await?;
                     let idx = idx
                         .read()
                         .map_err(|_| Error::internal("the index lock was poisoned"))?;
@@ -839,9 +839,9 @@ const STOPWORDS: &[&str] = &[
     "who", "why", "will", "with", "would", "you", "your",
 ];
 
-/// An FTS5 query matching any of the text's terms (each quoted, so user text
-/// never becomes FTS5 syntax), without stopwords unless there is nothing else.
-fn fts_query(text: &str) -> String {
+/// The distinct words of a query for BM25 (lowercase), without stopwords
+/// unless there is nothing else.
+fn query_words(text: &str) -> Vec<String> {
     let mut seen = HashSet::new();
     let terms: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
@@ -849,20 +849,16 @@ fn fts_query(text: &str) -> String {
         .map(str::to_lowercase)
         .filter(|t| seen.insert(t.clone()))
         .collect();
-    let content: Vec<&String> = terms
+    let content: Vec<String> = terms
         .iter()
         .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .cloned()
         .collect();
-    let chosen: Vec<&String> = if content.is_empty() {
-        terms.iter().collect()
+    if content.is_empty() {
+        terms
     } else {
         content
-    };
-    chosen
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(" OR ")
+    }
 }
 
 /// Reciprocal-rank fusion of two rankings, scores scaled to 0..1.
@@ -884,12 +880,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fts_queries_quote_terms_and_drop_syntax() {
-        assert_eq!(fts_query("What is NEAR(a b)? a*"), "\"near\" OR \"b\"");
-        assert_eq!(fts_query("  ?? "), "");
+    fn query_words_are_distinct_and_drop_syntax_and_stopwords() {
+        assert_eq!(query_words("What is NEAR(a b)? a* near"), ["near", "b"]);
+        assert!(query_words("  ?? ").is_empty());
         assert_eq!(
-            fts_query("to be or not"),
-            "\"to\" OR \"be\" OR \"or\" OR \"not\"",
+            query_words("to be or not"),
+            ["to", "be", "or", "not"],
             "only stopwords: keep them"
         );
     }
