@@ -132,6 +132,17 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def doc_ranking(resp) -> list[str]:
+    """CISI document ids in a Retrieve answer's order; a document's first
+    chunk counts, later ones are skipped."""
+    ranking = []
+    for r in resp["retrievalResults"]:
+        d = r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")
+        if d not in ranking:
+            ranking.append(d)
+    return ranking
+
+
 def cisi(args, out):
     import bm25s
 
@@ -158,11 +169,7 @@ def cisi(args, out):
                 resp = rt.retrieve(knowledgeBaseId=kb, retrievalQuery={"text": text},
                                    retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 100, "overrideSearchType": search}})
                 lat.append((time.perf_counter() - t) * 1000)
-                ranking = []
-                for r in resp["retrievalResults"]:
-                    d = r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")
-                    if d not in ranking:
-                        ranking.append(d)
+                ranking = doc_ranking(resp)
                 per_query.append(metrics(ranking, rel[qid]))
                 if search == "HYBRID":
                     hybrid[qid] = ranking
@@ -180,11 +187,7 @@ def cisi(args, out):
                         "rerankingConfiguration": {"type": "BEDROCK_RERANKING_MODEL", "bedrockRerankingConfiguration": {
                             "modelConfiguration": {"modelArn": "reranker"}}}}})
                 lat.append((time.perf_counter() - t) * 1000)
-                ranking = []
-                for r in resp["retrievalResults"]:
-                    d = r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")
-                    if d not in ranking:
-                        ranking.append(d)
+                ranking = doc_ranking(resp)
                 ranking += [d for d in hybrid[qid] if d not in ranking]
                 per_query.append(metrics(ranking, rel[qid]))
             results[name] = per_query
