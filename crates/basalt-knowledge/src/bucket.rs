@@ -117,17 +117,13 @@ fn wanted(key: &str, prefixes: &[String]) -> bool {
 /// Lists the bucket's keys that start with one of `prefixes` (all when empty).
 pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing, String> {
     match bucket {
-        Bucket::Dir(root) => {
-            let (root, prefixes) = (root.clone(), prefixes.to_vec());
+        Bucket::Dir(dir) => {
+            let (root, prefixes) = (dir.clone(), prefixes.to_vec());
             let scanned = tokio::task::spawn_blocking(move || scan(&root, &prefixes))
                 .await
                 .map_err(|e| e.to_string())?;
-            let (files, outside) = scanned.map_err(|e| {
-                format!(
-                    "Cannot read the bucket directory {}: {e}",
-                    bucket_dir(bucket)
-                )
-            })?;
+            let (files, outside) = scanned
+                .map_err(|e| format!("Cannot read the bucket directory {}: {e}", dir.display()))?;
             let keys = files.iter().map(|(k, _)| k.clone()).collect();
             Ok(Listing {
                 keys,
@@ -163,13 +159,6 @@ pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing
                 reader: Reader::S3(Arc::clone(store)),
             })
         }
-    }
-}
-
-fn bucket_dir(bucket: &Bucket) -> String {
-    match bucket {
-        Bucket::Dir(d) => d.display().to_string(),
-        Bucket::S3 { display, .. } => display.clone(),
     }
 }
 
