@@ -94,10 +94,6 @@ pub fn list_kbs(store: &Store) -> Result<Vec<KnowledgeBase>> {
 pub fn delete_kb(store: &Store, id: &str) -> Result<()> {
     with(store, |c| {
         let tx = c.transaction()?;
-        tx.execute(
-            "DELETE FROM kb_chunks_fts WHERE rowid IN (SELECT id FROM kb_chunks WHERE kb_id = ?1)",
-            [id],
-        )?;
         tx.execute("DELETE FROM kb_chunks WHERE kb_id = ?1", [id])?;
         tx.execute("DELETE FROM kb_documents WHERE kb_id = ?1", [id])?;
         tx.execute("DELETE FROM ingestion_jobs WHERE kb_id = ?1", [id])?;
@@ -177,10 +173,6 @@ pub fn delete_ds(store: &Store, id: &str, keep_chunks: bool) -> Result<Vec<i64>>
                     removed.push(i?);
                 }
             }
-            tx.execute(
-                "DELETE FROM kb_chunks_fts WHERE rowid IN (SELECT id FROM kb_chunks WHERE ds_id = ?1)",
-                [id],
-            )?;
             tx.execute("DELETE FROM kb_chunks WHERE ds_id = ?1", [id])?;
         }
         tx.execute("DELETE FROM kb_documents WHERE ds_id = ?1", [id])?;
@@ -308,7 +300,7 @@ fn blob_embedding(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Replaces a document's chunks (vectors, FTS rows) and records it, in one
+/// Replaces a document's chunks (text, vectors) and records it, in one
 /// transaction. Returns (removed chunk ids, new chunk ids).
 #[expect(clippy::too_many_arguments, reason = "one transaction's inputs")]
 pub fn replace_document(
@@ -335,8 +327,6 @@ pub fn replace_document(
                 "INSERT INTO kb_chunks (kb_id, ds_id, doc_key, text, parent_text, metadata, location, embedding)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            let mut fts_stmt =
-                tx.prepare("INSERT INTO kb_chunks_fts (rowid, text, kb) VALUES (?1, ?2, ?3)")?;
             for (chunk, meta) in chunks.iter().zip(&metas) {
                 chunk_stmt.execute(params![
                     kb_id,
@@ -348,9 +338,7 @@ pub fn replace_document(
                     location,
                     embedding_blob(&chunk.embedding)
                 ])?;
-                let id = tx.last_insert_rowid();
-                fts_stmt.execute(params![id, chunk.text, kb_id])?;
-                added.push(id);
+                added.push(tx.last_insert_rowid());
             }
         }
         tx.execute(
@@ -374,10 +362,6 @@ fn remove_chunks(
         for id in stmt.query_map([ds_id, key], |r| r.get::<_, i64>(0))? {
             removed.push(id?);
         }
-    }
-    let mut del_fts = tx.prepare("DELETE FROM kb_chunks_fts WHERE rowid = ?1")?;
-    for id in &removed {
-        del_fts.execute([id])?;
     }
     tx.execute(
         "DELETE FROM kb_chunks WHERE ds_id = ?1 AND doc_key = ?2",
@@ -463,102 +447,26 @@ pub fn list_documents(
 
 /// Every chunk vector of a knowledge base, with its metadata (to build the
 /// in-memory index).
-/// A stored chunk's id, metadata and vector.
-pub type StoredVector = (i64, Map<String, Value>, Vec<f32>);
+/// A stored chunk as the search index needs it.
+pub struct IndexedChunk {
+    pub id: i64,
+    pub metadata: Map<String, Value>,
+    pub vector: Vec<f32>,
+    pub text: String,
+}
 
-pub fn kb_vectors(store: &Store, kb_id: &str) -> Result<Vec<StoredVector>> {
+/// Every chunk of a knowledge base, for building its search index.
+pub fn kb_index_chunks(store: &Store, kb_id: &str) -> Result<Vec<IndexedChunk>> {
     with(store, |c| {
         let mut stmt =
-            c.prepare("SELECT id, metadata, embedding FROM kb_chunks WHERE kb_id = ?1")?;
+            c.prepare("SELECT id, metadata, embedding, text FROM kb_chunks WHERE kb_id = ?1")?;
         let rows = stmt.query_map([kb_id], |r| {
-            Ok((
-                r.get(0)?,
-                from_json(&r.get::<_, String>(1)?)?,
-                blob_embedding(&r.get::<_, Vec<u8>>(2)?),
-            ))
-        })?;
-        rows.collect()
-    })
-}
-
-/// BM25 candidates of a knowledge base, best first (FTS5's bm25 is lower =
-/// better; returned negated so higher = better).
-/// Most postings (chunks per term, summed over the chosen terms) one BM25
-/// query reads, past its rarest [`MIN_BM25_TERMS`] terms. Frequent terms add
-/// little to BM25 (low IDF) but would make FTS5 score most of the index.
-pub const BM25_POSTINGS_BUDGET: i64 = 20_000;
-/// Terms a BM25 query always keeps (its rarest), whatever their postings.
-pub const MIN_BM25_TERMS: usize = 4;
-
-/// The words worth searching for: each word's stem (FTS5's own tokenizer,
-/// through a scratch table) and how many chunks hold it; the rarest words
-/// are kept, then more while the postings fit [`BM25_POSTINGS_BUDGET`].
-fn bm25_terms(
-    c: &Connection,
-    words: &[String],
-    budget: i64,
-) -> basalt_store::rusqlite::Result<Vec<String>> {
-    c.execute_batch(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words USING fts5(w, tokenize = 'porter unicode61');
-         CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_stems USING fts5vocab(temp, query_words, 'instance');
-         CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_terms USING fts5vocab(main, kb_chunks_fts, 'row');
-         DELETE FROM temp.query_words;",
-    )?;
-    {
-        let mut insert =
-            c.prepare_cached("INSERT INTO temp.query_words (rowid, w) VALUES (?1, ?2)")?;
-        for (i, w) in words.iter().enumerate() {
-            insert.execute(params![i as i64, w])?;
-        }
-    }
-    let mut stems = c.prepare_cached("SELECT doc, term FROM temp.query_stems")?;
-    let stems: Vec<(i64, String)> = stems
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<basalt_store::rusqlite::Result<_>>()?;
-    let mut df = c.prepare_cached("SELECT doc FROM temp.chunk_terms WHERE term = ?1")?;
-    let mut scored: Vec<(i64, usize)> = Vec::new();
-    for (i, stem) in stems {
-        let n: i64 = df.query_row([&stem], |r| r.get(0)).optional()?.unwrap_or(0);
-        // A word no chunk holds matches nothing: leave it out.
-        if n > 0 && !scored.iter().any(|&(_, j)| j == i as usize) {
-            scored.push((n, i as usize));
-        }
-    }
-    scored.sort_unstable();
-    let mut spent = 0;
-    let mut chosen = Vec::new();
-    for (n, i) in scored {
-        if chosen.len() >= MIN_BM25_TERMS && spent + n > budget {
-            break;
-        }
-        spent += n;
-        chosen.push(words[i].clone());
-    }
-    Ok(chosen)
-}
-
-/// BM25 over one knowledge base's chunks for any of `words` (see
-/// [`bm25_terms`] for which words are searched), best first.
-pub fn bm25(store: &Store, kb_id: &str, words: &[String], limit: usize) -> Result<Vec<(i64, f64)>> {
-    with(store, |c| {
-        let chosen = bm25_terms(c, words, BM25_POSTINGS_BUDGET)?;
-        if chosen.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Each word quoted, so user text never becomes FTS5 syntax.
-        let any = chosen
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "")))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let mut stmt = c.prepare_cached(
-            "SELECT rowid, bm25(kb_chunks_fts, 1.0, 0.0) AS s FROM kb_chunks_fts WHERE kb_chunks_fts MATCH ?1
-             ORDER BY s LIMIT ?2",
-        )?;
-        // Knowledge base ids are alphanumeric, so quoting keeps them one token.
-        let scoped = format!("kb : \"{kb_id}\" AND text : ({any})");
-        let rows = stmt.query_map(params![scoped, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)?))
+            Ok(IndexedChunk {
+                id: r.get(0)?,
+                metadata: from_json(&r.get::<_, String>(1)?)?,
+                vector: blob_embedding(&r.get::<_, Vec<u8>>(2)?),
+                text: r.get(3)?,
+            })
         })?;
         rows.collect()
     })
@@ -626,56 +534,4 @@ pub fn save_session(
         )?;
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod bm25_tests {
-    use super::*;
-
-    #[test]
-    fn the_rarest_words_are_searched_and_frequent_ones_dropped_past_the_budget() {
-        let dir = std::env::temp_dir().join(format!("basalt-bm25-{}", std::process::id()));
-        let store = Store::open(&dir).unwrap();
-        store
-            .with_connection(|c| {
-                let mut insert =
-                    c.prepare("INSERT INTO kb_chunks_fts (text, kb) VALUES (?1, 'k')")?;
-                for i in 0..200 {
-                    let extra = match i {
-                        0 => " zeppelins",
-                        1..=9 => " libraries",
-                        _ => "",
-                    };
-                    insert.execute([format!("common words everywhere{extra}")])?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        let words: Vec<String> = [
-            "common",
-            "library",
-            "zeppelin",
-            "unicorn",
-            "everywhere",
-            "words",
-        ]
-        .iter()
-        .map(|w| (*w).to_string())
-        .collect();
-        let chosen = |budget| {
-            store
-                .with_connection(|c| Ok(bm25_terms(c, &words, budget)?))
-                .unwrap()
-        };
-        // Stems match ("library" finds "libraries"); a word no chunk holds is
-        // left out; rarest first.
-        assert_eq!(
-            chosen(1_000),
-            ["zeppelin", "library", "common", "everywhere", "words"]
-        );
-        assert_eq!(chosen(0), ["zeppelin", "library", "common", "everywhere"]);
-        let hits = bm25(&store, "k", &words, 5).unwrap();
-        assert_eq!(hits.len(), 5);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

@@ -1,30 +1,72 @@
 //! The in-memory vector side of a knowledge base's index: every chunk's
 //! unit-length vector in one contiguous array, with its metadata for filters.
-//! SQLite holds the durable copy (vector BLOB + FTS5 row, written in one
-//! transaction with the chunk); this is loaded from it on first use and kept in
-//! step with every write, so search is a pass over memory that applies
-//! metadata filters before ranking.
+//! SQLite holds the durable copy (the vector BLOB, written in one transaction
+//! with the chunk); this is loaded from it on first use and kept in step with
+//! every write, so search is a pass over memory that applies metadata filters
+//! before ranking. The words side is `bm25.rs`; [`KbIndex`] holds both.
 //!
 //! Beyond [`EXACT_UP_TO`] chunks the pass reads an int8 copy of the vectors
 //! (a quarter of the memory traffic), keeps the best `4k + 32` candidates, and
 //! rescores those exactly with the f32 vectors, so the returned scores are
 //! exact and the ranking all but always is.
 //!
-//! Beyond [`ANN_FROM`] chunks an HNSW graph (`usearch`, f16 vectors) is built
-//! once and then kept in step with every insert and remove; a search walks the
-//! graph for `4k + 32` candidates (filters applied during the walk) and
-//! rescores them exactly. A filter so narrow that the walk finds fewer than
-//! `k` chunks falls back to the int8 pass, which sees every chunk.
+//! Beyond [`ANN_FROM`] chunks an HNSW graph (`usearch`, f32 vectors) is built
+//! once, on a thread of its own while searches go on with the int8 pass, and
+//! then kept in step with every insert and remove (changes made during the
+//! build are replayed onto the graph when it is installed). A search walks
+//! the graph for its `k` best (filters applied during the walk). A filter so
+//! narrow that the walk finds fewer than `k` chunks falls back to the int8
+//! pass, which sees every chunk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::bm25::WordIndex;
 use crate::filter::Filter;
 
-/// A chunk to add: id, unit vector, metadata.
-pub type IndexEntry = (i64, Vec<f32>, Arc<Map<String, Value>>);
+/// A chunk to add to the index.
+pub struct IndexEntry {
+    pub id: i64,
+    /// Unit length.
+    pub vector: Vec<f32>,
+    pub metadata: Arc<Map<String, Value>>,
+    /// What BM25 searches.
+    pub text: String,
+}
+
+/// A knowledge base's search index: its chunks' vectors and words.
+pub struct KbIndex {
+    pub vectors: VectorIndex,
+    pub words: WordIndex,
+}
+
+impl KbIndex {
+    #[must_use]
+    pub fn new(dimension: usize) -> Self {
+        Self {
+            vectors: VectorIndex::new(dimension),
+            words: WordIndex::new(),
+        }
+    }
+
+    /// Applies a committed write: chunks removed, then chunks added.
+    pub fn apply(&mut self, removed: &[i64], added: &[IndexEntry]) {
+        for id in removed {
+            self.vectors.remove(*id);
+            self.words.remove(*id);
+        }
+        for e in added {
+            if self
+                .vectors
+                .insert(e.id, &e.vector, Arc::clone(&e.metadata))
+            {
+                self.words.insert(e.id, &e.text);
+            }
+        }
+    }
+}
 
 /// Up to this many chunks, search scans the f32 vectors directly.
 pub const EXACT_UP_TO: usize = 20_000;
@@ -33,10 +75,10 @@ pub const EXACT_UP_TO: usize = 20_000;
 pub const ANN_FROM: usize = 50_000;
 
 /// Neighbours per graph node, and candidate lists while building and
-/// searching: recall@10 above 0.99 on 384-dimension sentence embeddings.
+/// searching (a search asking for more than this uses its own count).
 const ANN_CONNECTIVITY: usize = 16;
 const ANN_EXPANSION_ADD: usize = 128;
-const ANN_EXPANSION_SEARCH: usize = 256;
+const ANN_EXPANSION_SEARCH: usize = 128;
 
 #[derive(Default)]
 pub struct VectorIndex {
@@ -52,6 +94,45 @@ pub struct VectorIndex {
     /// The HNSW graph, once the index has [`ANN_FROM`] chunks.
     ann: Option<usearch::Index>,
     ann_from: usize,
+    /// A graph is being built elsewhere ([`VectorIndex::graph_job`]).
+    building: bool,
+    /// Chunks inserted or removed while it is: replayed onto it on install.
+    touched: Vec<i64>,
+}
+
+/// Everything a graph build needs, copied out of the index so the build holds
+/// no lock.
+pub struct GraphJob {
+    dimension: usize,
+    ids: Vec<i64>,
+    vectors: Vec<f32>,
+}
+
+impl GraphJob {
+    /// Builds the graph (seconds per 10k chunks); `None` if it could not be
+    /// (out of memory).
+    #[must_use]
+    pub fn build(self) -> Option<usearch::Index> {
+        let options = usearch::IndexOptions {
+            dimensions: self.dimension,
+            metric: usearch::MetricKind::IP,
+            quantization: usearch::ScalarKind::F32,
+            connectivity: ANN_CONNECTIVITY,
+            expansion_add: ANN_EXPANSION_ADD,
+            expansion_search: ANN_EXPANSION_SEARCH,
+            multi: false,
+        };
+        let ann = usearch::Index::new(&options).ok()?;
+        ann.reserve(self.ids.len() * 2).ok()?;
+        for (&id, v) in self
+            .ids
+            .iter()
+            .zip(self.vectors.chunks_exact(self.dimension))
+        {
+            ann.add(id as u64, v).ok()?;
+        }
+        Some(ann)
+    }
 }
 
 impl VectorIndex {
@@ -70,35 +151,46 @@ impl VectorIndex {
         self.ann.is_some()
     }
 
-    /// Builds the graph over every chunk once the index is big enough. A
-    /// graph that cannot be built (out of memory) leaves the exact passes.
-    fn grow_ann(&mut self) {
-        if self.ann.is_none() && self.len() >= self.ann_from.max(1) {
-            let options = usearch::IndexOptions {
-                dimensions: self.dimension,
-                metric: usearch::MetricKind::IP,
-                quantization: usearch::ScalarKind::F16,
-                connectivity: ANN_CONNECTIVITY,
-                expansion_add: ANN_EXPANSION_ADD,
-                expansion_search: ANN_EXPANSION_SEARCH,
-                multi: false,
-            };
-            let built = usearch::Index::new(&options).ok().filter(|ann| {
-                ann.reserve(self.len() * 2).is_ok()
-                    && self
-                        .ids
-                        .iter()
-                        .zip(self.vectors.chunks_exact(self.dimension))
-                        .all(|(&id, v)| ann.add(id as u64, v).is_ok())
-            });
-            if built.is_none() {
-                tracing::warn!(
-                    chunks = self.len(),
-                    "the HNSW index could not be built; searches stay exact"
-                );
-                self.ann_from = usize::MAX;
+    /// When the index has grown to [`ANN_FROM`] chunks and has no graph yet:
+    /// the job that builds one (from now on, changes are recorded for
+    /// [`VectorIndex::install_graph`]).
+    pub fn graph_job(&mut self) -> Option<GraphJob> {
+        if self.ann.is_some() || self.building || self.len() < self.ann_from.max(1) {
+            return None;
+        }
+        self.building = true;
+        self.touched.clear();
+        Some(GraphJob {
+            dimension: self.dimension,
+            ids: self.ids.clone(),
+            vectors: self.vectors.clone(),
+        })
+    }
+
+    /// Installs a built graph, replaying the changes made since its job was
+    /// taken. No graph (the build failed) leaves the exact passes for good.
+    pub fn install_graph(&mut self, graph: Option<usearch::Index>) {
+        self.building = false;
+        let mut touched = std::mem::take(&mut self.touched);
+        let Some(ann) = graph else {
+            tracing::warn!(
+                chunks = self.len(),
+                "the HNSW index could not be built; searches stay exact"
+            );
+            self.ann_from = usize::MAX;
+            return;
+        };
+        touched.sort_unstable();
+        touched.dedup();
+        self.ann = Some(ann);
+        for id in touched {
+            if let Some(ann) = &self.ann {
+                let _ = ann.remove(id as u64);
             }
-            self.ann = built;
+            if let Some(&p) = self.positions.get(&id) {
+                let v = self.vectors[p * self.dimension..(p + 1) * self.dimension].to_vec();
+                self.ann_add(id, &v);
+            }
         }
     }
 
@@ -144,8 +236,9 @@ impl VectorIndex {
         self.metadata.push(metadata);
         if self.ann.is_some() {
             self.ann_add(id, vector);
-        } else {
-            self.grow_ann();
+        }
+        if self.building {
+            self.touched.push(id);
         }
         true
     }
@@ -157,6 +250,9 @@ impl VectorIndex {
         };
         if let Some(ann) = &self.ann {
             let _ = ann.remove(id as u64);
+        }
+        if self.building {
+            self.touched.push(id);
         }
         let last = self.ids.len() - 1;
         let d = self.dimension;
@@ -210,7 +306,8 @@ impl VectorIndex {
                 .collect();
         }
         if let Some(ann) = &self.ann {
-            let want = 4 * k + 32;
+            // The graph's scores are exact (f32): the walk's k best are the answer.
+            let want = k;
             let found = match filter {
                 None => ann.search(query, want),
                 Some(f) => ann.filtered_search(query, want, |key| {
@@ -422,11 +519,31 @@ mod tests {
             let v = random_unit(&mut seed, d);
             idx.insert(i as i64, &v, meta("even", (i % 2) as i64));
             vectors.push(v);
-            assert_eq!(idx.is_approximate(), i + 1 >= 5_000);
+            if i + 1 == 4_999 {
+                assert!(idx.graph_job().is_none(), "not yet due");
+            }
         }
-        // Replaced and removed chunks leave the graph too.
+        assert!(!idx.is_approximate(), "built only when asked");
+        let job = idx.graph_job().expect("due at 5,000 chunks");
+        assert!(idx.graph_job().is_none(), "one build at a time");
+        // Changes made while the graph builds are replayed onto it: a replaced
+        // chunk takes its new vector, a removed one leaves, a new one joins.
         idx.insert(0, &vectors[1], meta("even", 0));
         idx.remove(2);
+        let late = random_unit(&mut seed, d);
+        idx.insert(n as i64, &late, meta("even", 0));
+        idx.install_graph(job.build());
+        assert!(idx.is_approximate());
+        assert_eq!(idx.search(&late, 1, None)[0].0, n as i64);
+        let top2: Vec<i64> = idx
+            .search(&vectors[1], 2, None)
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert!(top2.contains(&0) && top2.contains(&1), "{top2:?}");
+        // And so are changes made after it.
+        idx.remove(n as i64);
+        assert_ne!(idx.search(&late, 1, None)[0].0, n as i64);
         let (mut hits, mut total) = (0, 0);
         for _ in 0..30 {
             let q = random_unit(&mut seed, d);

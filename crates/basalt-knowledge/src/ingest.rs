@@ -421,7 +421,13 @@ async fn commit(
     let added: Vec<crate::IndexEntry> = added
         .into_iter()
         .zip(vectors)
-        .map(|(id, v)| (id, v, Arc::clone(&doc.metadata)))
+        .zip(&doc.texts)
+        .map(|((id, vector), text)| crate::IndexEntry {
+            id,
+            vector,
+            metadata: Arc::clone(&doc.metadata),
+            text: text.clone(),
+        })
         .collect();
     k.apply(&kb.id, &removed, &added).map_err(|e| e.message)?;
     Ok(n)

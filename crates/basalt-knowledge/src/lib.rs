@@ -1,12 +1,13 @@
 //! Knowledge bases: data sources (a directory behind an S3 bucket name, or
 //! documents pushed directly), parsing, chunking, embedding through the
-//! gateway, a hybrid index (vectors + SQLite FTS5 BM25, fused by reciprocal
-//! rank) with metadata filters, incremental ingestion jobs that survive a
+//! gateway, a hybrid index (vectors and BM25 in memory over the chunks kept in
+//! SQLite, fused by reciprocal rank) with metadata filters, incremental ingestion jobs that survive a
 //! restart, and RetrieveAndGenerate with citations and sessions.
 //!
 //! Nothing here knows a wire format: `basalt-server` translates the Bedrock
 //! Agent APIs into these calls.
 
+mod bm25;
 mod bucket;
 pub mod chunk;
 mod db;
@@ -26,7 +27,7 @@ use basalt_types::{EmbedRequest, Error, RerankRequest, Result};
 use serde_json::Value;
 
 pub use filter::Filter;
-pub use index::{IndexEntry, VectorIndex};
+pub use index::{IndexEntry, KbIndex, VectorIndex};
 pub use model::{
     Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineDocument,
     JobStatistics, KnowledgeBase, Location, Rerank, RerankMetadata, Retrieved, SearchType,
@@ -82,7 +83,7 @@ pub struct Knowledge {
     store: Store,
     gateway: Arc<Gateway>,
     buckets: HashMap<String, bucket::Bucket>,
-    indexes: Mutex<HashMap<String, Arc<RwLock<VectorIndex>>>>,
+    indexes: Mutex<HashMap<String, Arc<RwLock<KbIndex>>>>,
     running: Mutex<HashSet<String>>,
     queries: QueryCache,
 }
@@ -570,14 +571,14 @@ impl Knowledge {
 
     fn indexes_lock(
         &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<VectorIndex>>>>> {
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<KbIndex>>>>> {
         self.indexes
             .lock()
             .map_err(|_| Error::internal("the index registry lock was poisoned"))
     }
 
     /// The knowledge base's vector index, loaded from the store on first use.
-    async fn index(&self, kb: &KnowledgeBase) -> Result<Arc<RwLock<VectorIndex>>> {
+    async fn index(&self, kb: &KnowledgeBase) -> Result<Arc<RwLock<KbIndex>>> {
         if let Some(idx) = self.indexes_lock()?.get(&kb.id) {
             return Ok(Arc::clone(idx));
         }
@@ -588,16 +589,25 @@ impl Knowledge {
             .embedding_dimension()
             .unwrap_or(0);
         let (store, kb_id) = (self.store.clone(), kb.id.clone());
-        let rows = blocking(move || db::kb_vectors(&store, &kb_id)).await?;
-        let mut idx = VectorIndex::new(dimension);
-        for (id, meta, vector) in rows {
-            idx.insert(id, &vector, Arc::new(meta));
-        }
-        let mut indexes = self.indexes_lock()?;
-        let entry = indexes
-            .entry(kb.id.clone())
-            .or_insert_with(|| Arc::new(RwLock::new(idx)));
-        Ok(Arc::clone(entry))
+        let idx = blocking(move || {
+            let mut idx = KbIndex::new(dimension);
+            for c in db::kb_index_chunks(&store, &kb_id)? {
+                idx.vectors.insert(c.id, &c.vector, Arc::new(c.metadata));
+                idx.words.insert(c.id, &c.text);
+            }
+            Ok(idx)
+        })
+        .await?;
+        let entry = {
+            let mut indexes = self.indexes_lock()?;
+            Arc::clone(
+                indexes
+                    .entry(kb.id.clone())
+                    .or_insert_with(|| Arc::new(RwLock::new(idx))),
+            )
+        };
+        grow_graph(&entry);
+        Ok(entry)
     }
 
     /// Applies a write to the loaded index (if the index is not loaded yet, it
@@ -606,15 +616,10 @@ impl Knowledge {
         let Some(idx) = self.indexes_lock()?.get(kb_id).cloned() else {
             return Ok(());
         };
-        let mut idx = idx
-            .write()
-            .map_err(|_| Error::internal("the index lock was poisoned"))?;
-        for id in removed {
-            idx.remove(*id);
-        }
-        for (id, v, meta) in added {
-            idx.insert(*id, v, Arc::clone(meta));
-        }
+        idx.write()
+            .map_err(|_| Error::internal("the index lock was poisoned"))?
+            .apply(removed, added);
+        grow_graph(&idx);
         Ok(())
     }
 
@@ -705,41 +710,31 @@ impl Knowledge {
         };
         let idx = self.index(&kb).await?;
         let candidates = want.max(50) * 2;
-        let semantic = {
+        let ranked: Vec<(i64, f64)> = {
             let idx = idx
                 .read()
                 .map_err(|_| Error::internal("the index lock was poisoned"))?;
-            idx.search(&query_vec, candidates, q.filter.as_ref())
-        };
-        let ranked: Vec<(i64, f64)> = match q.search_type {
-            SearchType::Semantic => semantic
-                .iter()
-                .map(|(id, s)| (*id, f64::from((1.0 + s) / 2.0)))
-                .collect(),
-            SearchType::Hybrid => {
-                let words = query_words(&q.text);
-                let lexical = if words.is_empty() {
-                    Vec::new()
-                } else {
-                    let (store, kb_id) = (self.store.clone(), kb.id.clone());
-                    let limit = candidates * 4;
-                    let hits = blocking(move || db::bm25(&store, &kb_id, &words, limit)).await?;
-                    let idx = idx
-                        .read()
-                        .map_err(|_| Error::internal("the index lock was poisoned"))?;
-                    hits.into_iter()
-                        .filter(|(id, _)| match (&q.filter, idx.metadata(*id)) {
-                            (Some(f), Some(m)) => f.matches(m),
-                            (None, Some(_)) => true,
-                            (_, None) => false,
-                        })
-                        .take(candidates)
-                        .collect()
-                };
-                fuse(
-                    &semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-                    &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-                )
+            let semantic = idx
+                .vectors
+                .search(&query_vec, candidates, q.filter.as_ref());
+            match q.search_type {
+                SearchType::Semantic => semantic
+                    .iter()
+                    .map(|(id, s)| (*id, f64::from((1.0 + s) / 2.0)))
+                    .collect(),
+                SearchType::Hybrid => {
+                    let terms = idx.words.query_terms(&q.text);
+                    // Both sides hold the same chunks: only a filter needs a lookup.
+                    let lexical = idx.words.search(&terms, candidates, |id| {
+                        q.filter
+                            .as_ref()
+                            .is_none_or(|f| idx.vectors.metadata(id).is_some_and(|m| f.matches(m)))
+                    });
+                    fuse(
+                        &semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                        &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                    )
+                }
             }
         };
         let page: Vec<(i64, f64)> = ranked.into_iter().skip(q.offset).take(n + 1).collect();
@@ -828,36 +823,30 @@ impl Knowledge {
     }
 }
 
-/// English function words left out of BM25 queries: they match nearly every
-/// chunk (so FTS5 would score every chunk) and carry almost no weight.
-const STOPWORDS: &[&str] = &[
-    "a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
-    "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if",
-    "in", "into", "is", "it", "its", "may", "me", "my", "no", "not", "of", "on", "or", "our",
-    "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there",
-    "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which",
-    "who", "why", "will", "with", "would", "you", "your",
-];
-
-/// The distinct words of a query for BM25 (lowercase), without stopwords
-/// unless there is nothing else.
-fn query_words(text: &str) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let terms: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
-        .filter(|t| seen.insert(t.clone()))
-        .collect();
-    let content: Vec<String> = terms
-        .iter()
-        .filter(|t| !STOPWORDS.contains(&t.as_str()))
-        .cloned()
-        .collect();
-    if content.is_empty() {
-        terms
-    } else {
-        content
+/// Builds the knowledge base's HNSW graph on a thread of its own once one is
+/// due; searches use the exact passes until it is installed.
+fn grow_graph(idx: &Arc<RwLock<KbIndex>>) {
+    let job = idx.write().ok().and_then(|mut i| i.vectors.graph_job());
+    let Some(job) = job else {
+        return;
+    };
+    let idx = Arc::clone(idx);
+    let spawned = std::thread::Builder::new()
+        .name("basalt-hnsw".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let graph = job.build();
+            if let Ok(mut i) = idx.write() {
+                i.vectors.install_graph(graph);
+                tracing::info!(
+                    chunks = i.vectors.len(),
+                    seconds = started.elapsed().as_secs_f32(),
+                    "HNSW graph built"
+                );
+            }
+        });
+    if spawned.is_err() {
+        tracing::warn!("no thread for the HNSW build; searches stay exact");
     }
 }
 
@@ -878,17 +867,6 @@ fn fuse(a: &[i64], b: &[i64]) -> Vec<(i64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_words_are_distinct_and_drop_syntax_and_stopwords() {
-        assert_eq!(query_words("What is NEAR(a b)? a* near"), ["near", "b"]);
-        assert!(query_words("  ?? ").is_empty());
-        assert_eq!(
-            query_words("to be or not"),
-            ["to", "be", "or", "not"],
-            "only stopwords: keep them"
-        );
-    }
 
     #[test]
     fn fusion_rewards_agreement() {

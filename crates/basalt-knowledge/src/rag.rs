@@ -218,7 +218,7 @@ impl Knowledge {
         for (((start, end), part), v) in parts.iter().zip(part_texts).zip(&part_vecs) {
             let mut scored: Vec<(f32, &Retrieved)> = results
                 .iter()
-                .filter_map(|r| idx.vector(r.chunk_id).map(|rv| (dot(rv, v), r)))
+                .filter_map(|r| idx.vectors.vector(r.chunk_id).map(|rv| (dot(rv, v), r)))
                 .filter(|(s, _)| *s >= CITE_MIN_SIMILARITY)
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
