@@ -672,10 +672,14 @@ def test_ingestion_job_survives_a_crash(start_server, tmp_path):
     assert indexed_before < 240
     assert job["statistics"]["numberOfDocumentsScanned"] == 240
     assert job["statistics"]["numberOfNewDocumentsIndexed"] == 240
+    # The restarted server loads the index while the resumed job writes to
+    # it: notes written before, during and after that load are all found.
     rt = support.boto_client("bedrock-agent-runtime", srv.url)
-    hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "harbour log entry 117-3"},
-                       retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
-    assert hits["retrievalResults"]
+    for i in (0, indexed_before, 117, 200, 239):
+        hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": f"Note {i}: harbour log entry {i}-3"},
+                           retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
+        found = [h["location"]["s3Location"]["uri"].rsplit("/", 1)[1] for h in hits["retrievalResults"]]
+        assert f"note{i:03d}.txt" in found, (i, found)
     srv.stop()
 
 

@@ -27,6 +27,7 @@ use crate::bm25::WordIndex;
 use crate::filter::Filter;
 
 /// A chunk to add to the index.
+#[derive(Clone)]
 pub struct IndexEntry {
     pub id: i64,
     /// Unit length.

@@ -300,6 +300,13 @@ pub(crate) struct Prepared {
     replaces: bool,
 }
 
+impl Prepared {
+    /// The document's key in its data source.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Chunks one document's text with the data source's strategy.
 #[expect(clippy::too_many_arguments, reason = "one document's context")]
 pub(crate) async fn prepare(

@@ -83,10 +83,23 @@ pub struct Knowledge {
     store: Store,
     gateway: Arc<Gateway>,
     buckets: HashMap<String, bucket::Bucket>,
-    indexes: Mutex<HashMap<String, Arc<RwLock<KbIndex>>>>,
+    indexes: Mutex<Indexes>,
     running: Mutex<HashSet<String>>,
     queries: QueryCache,
 }
+
+/// The loaded search indexes, by knowledge base.
+#[derive(Default)]
+struct Indexes {
+    ready: HashMap<String, Arc<RwLock<KbIndex>>>,
+    /// Knowledge bases whose index is being read from the store, with the
+    /// writes committed meanwhile (the read may or may not have seen them;
+    /// applying a write twice changes nothing, so they are applied again).
+    loading: HashMap<String, Vec<IndexWrite>>,
+}
+
+/// A committed write to an index: chunks removed, chunks added.
+type IndexWrite = (Vec<i64>, Vec<IndexEntry>);
 
 /// Embeddings of recent Retrieve queries by (model, text): a repeated question
 /// (an FAQ, a retried call, the pages of one search) skips the embedding
@@ -158,7 +171,7 @@ impl Knowledge {
             store,
             gateway,
             buckets,
-            indexes: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(Indexes::default()),
             running: Mutex::new(HashSet::new()),
             queries: QueryCache::default(),
         });
@@ -166,6 +179,16 @@ impl Knowledge {
             tracing::info!(job = %job.id, data_source = %job.ds_id, "resuming ingestion job");
             me.spawn_job(job);
         }
+        // Load every knowledge base's index now, so the first Retrieve after
+        // a restart does not wait for it.
+        let warm = Arc::clone(&me);
+        tokio::spawn(async move {
+            for kb in db::list_kbs(&warm.store).unwrap_or_default() {
+                if let Err(e) = warm.index(&kb).await {
+                    tracing::warn!(knowledge_base = %kb.id, error = %e.message, "index not loaded");
+                }
+            }
+        });
         Ok(me)
     }
 
@@ -257,7 +280,9 @@ impl Knowledge {
             ));
         }
         db::delete_kb(&self.store, id)?;
-        self.indexes_lock()?.remove(id);
+        let mut indexes = self.indexes_lock()?;
+        indexes.ready.remove(id);
+        indexes.loading.remove(id);
         kb.status = "DELETING".into();
         Ok(kb)
     }
@@ -466,15 +491,18 @@ impl Knowledge {
                 "Documents can be pushed only into a CUSTOM data source; sync an S3 data source with StartIngestionJob.",
             ));
         }
-        let mut out = Vec::with_capacity(docs.len());
+        // Every changed document is cut first, then all their chunks are
+        // embedded in shared batches and each document committed on its own.
+        let keys: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let mut prepared = Vec::new();
+        let mut failed: Vec<(String, String)> = Vec::new();
         for doc in docs {
             let hash = ingest::content_hash(doc.text.as_bytes(), &doc.metadata, ds.chunking);
             if db::document_hash(&self.store, &ds.id, &doc.id)?.as_deref() == Some(hash.as_str()) {
-                out.push(self.document(kb_id, ds_id, &doc.id)?);
                 continue;
             }
             let location = Location::Custom { id: doc.id.clone() };
-            let result = match ingest::prepare(
+            match ingest::prepare(
                 self,
                 &kb,
                 &ds,
@@ -488,29 +516,27 @@ impl Knowledge {
             )
             .await
             {
-                Ok(prepared) => {
-                    ingest::embed_and_commit(self, &kb, &ds, vec![prepared], request_id)
-                        .await
-                        .pop()
-                        .map_or_else(|| Err("nothing was indexed".to_string()), |(_, r)| r)
-                }
-                Err(reason) => Err(reason),
-            };
-            if let Err(reason) = &result {
-                let (store, kb_id, ds_id, key, reason) = (
-                    self.store.clone(),
-                    kb.id.clone(),
-                    ds.id.clone(),
-                    doc.id.clone(),
-                    reason.clone(),
-                );
-                blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms()))
-                    .await?;
+                Ok(p) => prepared.push(p),
+                Err(reason) => failed.push((doc.id, reason)),
             }
-            let record = self.document(kb_id, ds_id, &doc.id)?;
-            out.push(record);
         }
-        Ok(out)
+        if !prepared.is_empty() {
+            for (doc, result) in
+                ingest::embed_and_commit(self, &kb, &ds, prepared, request_id).await
+            {
+                if let Err(reason) = result {
+                    failed.push((doc.key().to_string(), reason));
+                }
+            }
+        }
+        for (key, reason) in failed {
+            let (store, kb_id, ds_id) = (self.store.clone(), kb.id.clone(), ds.id.clone());
+            blocking(move || db::mark_failed(&store, &kb_id, &ds_id, &key, &reason, now_ms()))
+                .await?;
+        }
+        keys.iter()
+            .map(|key| self.document(kb_id, ds_id, key))
+            .collect()
     }
 
     /// A document's status; NOT_FOUND status when the data source never saw it.
@@ -569,19 +595,14 @@ impl Knowledge {
 
     // ---------- index ----------
 
-    fn indexes_lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RwLock<KbIndex>>>>> {
+    fn indexes_lock(&self) -> Result<std::sync::MutexGuard<'_, Indexes>> {
         self.indexes
             .lock()
             .map_err(|_| Error::internal("the index registry lock was poisoned"))
     }
 
-    /// The knowledge base's vector index, loaded from the store on first use.
-    async fn index(&self, kb: &KnowledgeBase) -> Result<Arc<RwLock<KbIndex>>> {
-        if let Some(idx) = self.indexes_lock()?.get(&kb.id) {
-            return Ok(Arc::clone(idx));
-        }
+    /// Reads a knowledge base's chunks from the store into a new index.
+    async fn load_index(&self, kb: &KnowledgeBase) -> Result<KbIndex> {
         let dimension = self
             .gateway
             .model(&kb.embedding_model)?
@@ -589,7 +610,7 @@ impl Knowledge {
             .embedding_dimension()
             .unwrap_or(0);
         let (store, kb_id) = (self.store.clone(), kb.id.clone());
-        let idx = blocking(move || {
+        blocking(move || {
             let mut idx = KbIndex::new(dimension);
             for c in db::kb_index_chunks(&store, &kb_id)? {
                 idx.vectors.insert(c.id, &c.vector, Arc::new(c.metadata));
@@ -597,24 +618,58 @@ impl Knowledge {
             }
             Ok(idx)
         })
-        .await?;
+        .await
+    }
+
+    /// The knowledge base's search index, loaded from the store on first use.
+    async fn index(&self, kb: &KnowledgeBase) -> Result<Arc<RwLock<KbIndex>>> {
+        {
+            let mut indexes = self.indexes_lock()?;
+            if let Some(idx) = indexes.ready.get(&kb.id) {
+                return Ok(Arc::clone(idx));
+            }
+            // From here on, writes are kept for the loaded index.
+            indexes.loading.entry(kb.id.clone()).or_default();
+        }
+        let loaded = self.load_index(kb).await;
+        let idx = match loaded {
+            Ok(idx) => idx,
+            Err(e) => {
+                self.indexes_lock()?.loading.remove(&kb.id);
+                return Err(e);
+            }
+        };
         let entry = {
             let mut indexes = self.indexes_lock()?;
-            Arc::clone(
-                indexes
-                    .entry(kb.id.clone())
-                    .or_insert_with(|| Arc::new(RwLock::new(idx))),
-            )
+            if let Some(idx) = indexes.ready.get(&kb.id) {
+                // Another load finished first.
+                return Ok(Arc::clone(idx));
+            }
+            let mut idx = idx;
+            for (removed, added) in indexes.loading.remove(&kb.id).unwrap_or_default() {
+                idx.apply(&removed, &added);
+            }
+            let idx = Arc::new(RwLock::new(idx));
+            indexes.ready.insert(kb.id.clone(), Arc::clone(&idx));
+            idx
         };
         grow_graph(&entry);
         Ok(entry)
     }
 
-    /// Applies a write to the loaded index (if the index is not loaded yet, it
-    /// will read the write from the store).
+    /// Applies a committed write to the loaded index; an index being loaded
+    /// gets it when the load ends; one not loaded will read it from the store.
     fn apply(&self, kb_id: &str, removed: &[i64], added: &[IndexEntry]) -> Result<()> {
-        let Some(idx) = self.indexes_lock()?.get(kb_id).cloned() else {
-            return Ok(());
+        let idx = {
+            let mut indexes = self.indexes_lock()?;
+            if let Some(idx) = indexes.ready.get(kb_id) {
+                Arc::clone(idx)
+            } else {
+                if let Some(writes) = indexes.loading.get_mut(kb_id) {
+                    writes.push((removed.to_vec(), added.to_vec()));
+                }
+                return Ok(());
+            }
         };
         idx.write()
             .map_err(|_| Error::internal("the index lock was poisoned"))?
