@@ -22,7 +22,7 @@ const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
 /// English function words: not searched, not posted.
-pub const STOPWORDS: &[&str] = &[
+const STOPWORDS: &[&str] = &[
     "a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
     "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if",
     "in", "into", "is", "it", "its", "may", "me", "my", "no", "not", "of", "on", "or", "our",

@@ -1,12 +1,15 @@
 //! SQL over the store's knowledge tables. Every function here is blocking;
 //! async callers run them on a blocking thread.
 
+use std::sync::Arc;
+
 use basalt_store::rusqlite::{params, Connection, OptionalExtension};
 use basalt_store::Store;
 use basalt_types::{Error, Result};
 use serde_json::{Map, Value};
 
 use crate::model::{DataSource, DocumentRecord, IngestionJob, KnowledgeBase, Location};
+use crate::IndexEntry;
 
 fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("knowledge store: {e}"))
@@ -447,23 +450,15 @@ pub fn list_documents(
 
 /// Every chunk vector of a knowledge base, with its metadata (to build the
 /// in-memory index).
-/// A stored chunk as the search index needs it.
-pub struct IndexedChunk {
-    pub id: i64,
-    pub metadata: Map<String, Value>,
-    pub vector: Vec<f32>,
-    pub text: String,
-}
-
 /// Every chunk of a knowledge base, for building its search index.
-pub fn kb_index_chunks(store: &Store, kb_id: &str) -> Result<Vec<IndexedChunk>> {
+pub fn kb_index_chunks(store: &Store, kb_id: &str) -> Result<Vec<IndexEntry>> {
     with(store, |c| {
         let mut stmt =
             c.prepare("SELECT id, metadata, embedding, text FROM kb_chunks WHERE kb_id = ?1")?;
         let rows = stmt.query_map([kb_id], |r| {
-            Ok(IndexedChunk {
+            Ok(IndexEntry {
                 id: r.get(0)?,
-                metadata: from_json(&r.get::<_, String>(1)?)?,
+                metadata: Arc::new(from_json(&r.get::<_, String>(1)?)?),
                 vector: blob_embedding(&r.get::<_, Vec<u8>>(2)?),
                 text: r.get(3)?,
             })

@@ -1,8 +1,9 @@
 //! Knowledge bases: data sources (a directory behind an S3 bucket name, or
 //! documents pushed directly), parsing, chunking, embedding through the
 //! gateway, a hybrid index (vectors and BM25 in memory over the chunks kept in
-//! SQLite, fused by reciprocal rank) with metadata filters, incremental ingestion jobs that survive a
-//! restart, and RetrieveAndGenerate with citations and sessions.
+//! SQLite, fused by reciprocal rank) with metadata filters, incremental
+//! ingestion jobs that survive a restart, and RetrieveAndGenerate with
+//! citations and sessions.
 //!
 //! Nothing here knows a wire format: `basalt-server` translates the Bedrock
 //! Agent APIs into these calls.
@@ -612,10 +613,7 @@ impl Knowledge {
         let (store, kb_id) = (self.store.clone(), kb.id.clone());
         blocking(move || {
             let mut idx = KbIndex::new(dimension);
-            for c in db::kb_index_chunks(&store, &kb_id)? {
-                idx.vectors.insert(c.id, &c.vector, Arc::new(c.metadata));
-                idx.words.insert(c.id, &c.text);
-            }
+            idx.apply(&[], &db::kb_index_chunks(&store, &kb_id)?);
             Ok(idx)
         })
         .await
@@ -639,7 +637,7 @@ impl Knowledge {
                 return Err(e);
             }
         };
-        let entry = {
+        let (entry, job) = {
             let mut indexes = self.indexes_lock()?;
             if let Some(idx) = indexes.ready.get(&kb.id) {
                 // Another load finished first.
@@ -649,11 +647,12 @@ impl Knowledge {
             for (removed, added) in indexes.loading.remove(&kb.id).unwrap_or_default() {
                 idx.apply(&removed, &added);
             }
+            let job = idx.vectors.graph_job();
             let idx = Arc::new(RwLock::new(idx));
             indexes.ready.insert(kb.id.clone(), Arc::clone(&idx));
-            idx
+            (idx, job)
         };
-        grow_graph(&entry);
+        build_graph(&entry, job);
         Ok(entry)
     }
 
@@ -671,10 +670,14 @@ impl Knowledge {
                 return Ok(());
             }
         };
-        idx.write()
-            .map_err(|_| Error::internal("the index lock was poisoned"))?
-            .apply(removed, added);
-        grow_graph(&idx);
+        let job = {
+            let mut i = idx
+                .write()
+                .map_err(|_| Error::internal("the index lock was poisoned"))?;
+            i.apply(removed, added);
+            i.vectors.graph_job()
+        };
+        build_graph(&idx, job);
         Ok(())
     }
 
@@ -878,10 +881,9 @@ impl Knowledge {
     }
 }
 
-/// Builds the knowledge base's HNSW graph on a thread of its own once one is
-/// due; searches use the exact passes until it is installed.
-fn grow_graph(idx: &Arc<RwLock<KbIndex>>) {
-    let job = idx.write().ok().and_then(|mut i| i.vectors.graph_job());
+/// Runs a due HNSW graph build (from [`VectorIndex::graph_job`]) on a thread
+/// of its own; searches use the exact passes until it is installed.
+fn build_graph(idx: &Arc<RwLock<KbIndex>>, job: Option<index::GraphJob>) {
     let Some(job) = job else {
         return;
     };
