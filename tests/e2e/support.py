@@ -85,7 +85,7 @@ def embed_model_path() -> str:
     """all-MiniLM-L6-v2 converted to GGUF, from $BASALT_TEST_EMBED_MODEL."""
     return _model_file(
         "BASALT_TEST_EMBED_MODEL",
-        "model.gguf (`basalt models pull sentence-transformers.all-minilm-l6-v2` prints it)",
+        "model-q8_0.gguf (`basalt models pull sentence-transformers.all-minilm-l6-v2` prints it)",
     )
 
 
@@ -152,7 +152,7 @@ context_window = 256
 price_per_1k_input_tokens = 0.001
 threads = {threads}
 parallel = 32
-batch_tokens = 4096
+batch_tokens = 512
 [models.source]
 path = {_toml_str(embed_model_path())}
 """

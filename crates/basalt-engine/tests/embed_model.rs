@@ -40,27 +40,50 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Full reference vectors, computed in numpy from the model's safetensors
+/// (`fixtures/minilm_reference.py`). An unquantized conversion must match them
+/// component by component; a Q8_0 one (the default) to 0.999 cosine.
 #[test]
-fn hello_world_matches_the_sentence_transformers_reference() {
+fn embeddings_match_the_reference_forward_pass() {
     let Some(e) = embedder() else { return };
     assert_eq!(e.dimension(), 384);
     // [CLS] hello world [SEP]
     assert_eq!(e.tokenize("hello world").len(), 4);
     assert_eq!(e.count_tokens("hello world"), 2);
-    let v = &embed(e, &["hello world"])[0];
-    let reference = [
-        -0.034_477_34,
-        0.031_023_28,
-        0.006_734_91,
-        0.026_108_94,
-        -0.039_362,
-    ];
-    for (got, want) in v.iter().zip(reference) {
-        assert!(
-            (got - want).abs() < 1e-4,
-            "got {:?}, want {reference:?}",
-            &v[..5]
+    let references: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let file_type = e
+        .model()
+        .meta_val_str("general.file_type")
+        .unwrap_or_default();
+    let texts: Vec<&str> = references
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    let got = embed(e, &texts);
+    for ((r, text), v) in references.iter().zip(&texts).zip(&got) {
+        assert_eq!(
+            e.tokenize(text).len() as u64,
+            r["tokens"].as_u64().unwrap(),
+            "{text}"
         );
+        let want: Vec<f32> = serde_json::from_value(r["embedding"].clone()).unwrap();
+        let worst = v
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let cos = cosine(v, &want);
+        match file_type.as_str() {
+            // Q8_0: the layers' matrices are 8-bit.
+            "7" => assert!(cos > 0.999, "{text}: cosine {cos}"),
+            // Unquantized: flash attention's f16 keys and values are the only
+            // loss.
+            _ => assert!(
+                worst < 5e-4 && cos > 0.99999,
+                "{text}: a component is {worst} off, cosine {cos}"
+            ),
+        }
     }
 }
 
@@ -102,7 +125,9 @@ fn long_inputs_are_truncated_to_the_model_limit_keeping_sep() {
     let all = embed(e, &refs);
     assert_eq!(all.len(), 70);
     let again = &embed(e, &[refs[50]])[0];
-    assert!(cosine(again, &all[50]) > 0.9999);
+    // Neighbours ("sentence number 49", "… 51") are about 0.85 alike; a Q8_0
+    // model's result moves by about 1e-4 with the shape of the batch.
+    assert!(cosine(again, &all[50]) > 0.999);
 }
 
 #[test]

