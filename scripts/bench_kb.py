@@ -79,7 +79,7 @@ kind = "embedding"
 context_window = 256
 threads = {threads}
 parallel = 32
-batch_tokens = 4096
+batch_tokens = 512
 [models.source]
 path = "{embed_model}"
 """ + (f"""

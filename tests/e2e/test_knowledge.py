@@ -458,6 +458,36 @@ def test_documents_get_list_delete_and_pagination(agent, rt, filter_kb):
                   documents=[_doc("x", "y")] * 11), "ValidationException")
 
 
+
+def _index_gauges(url: str, kb_id: str) -> tuple[int, int] | None:
+    """(chunks, graph) from /metrics for one knowledge base, or None if absent."""
+    found = {}
+    for line in support.get_metrics(url).splitlines():
+        for name in ("basalt_knowledge_index_chunks", "basalt_knowledge_index_graph"):
+            if line.startswith(f'{name}{{knowledge_base="{kb_id}"}} '):
+                found[name] = int(line.rsplit(" ", 1)[1])
+    if not found:
+        return None
+    return found["basalt_knowledge_index_chunks"], found["basalt_knowledge_index_graph"]
+
+
+def test_a_new_knowledge_base_indexes_in_memory_from_the_start(agent, kb_server):
+    """Ingestion fills the in-memory index of a new knowledge base as it goes,
+    so the first Retrieve has nothing to load; /metrics shows it."""
+    kb_id = _create_kb(agent, "live-index")
+    assert _index_gauges(kb_server.url, kb_id) == (0, 0)
+    ds_id = _custom_source(agent, kb_id, "notes", {"chunkingStrategy": "NONE"})
+    agent.ingest_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, documents=[
+        _doc("a", "Lighthouses guide ships at night."), _doc("b", "Sourdough needs a starter."),
+        _doc("c", "Glaciers carve valleys.")])
+    assert _index_gauges(kb_server.url, kb_id) == (3, 0)
+    agent.delete_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, documentIdentifiers=[
+        {"dataSourceType": "CUSTOM", "custom": {"id": "b"}}])
+    assert _index_gauges(kb_server.url, kb_id) == (2, 0)
+    agent.delete_data_source(knowledgeBaseId=kb_id, dataSourceId=ds_id)
+    agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+    assert _index_gauges(kb_server.url, kb_id) is None
+
 # ---------------------------------------------------------------- RetrieveAndGenerate
 
 

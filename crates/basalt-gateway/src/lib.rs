@@ -21,7 +21,7 @@ use basalt_types::{
 };
 
 pub use config::{Config, ConfigError, ModelConfig, ModelKind};
-pub use metrics::{CallOutcome, Metrics};
+pub use metrics::{render_gauge, CallOutcome, Metrics};
 
 /// Errors while starting the gateway.
 #[derive(Debug, thiserror::Error)]

@@ -95,6 +95,14 @@ pub fn render_guardrails(
     }
 }
 
+/// Appends one gauge family: a value per `label` value.
+pub fn render_gauge(out: &mut String, name: &str, help: &str, label: &str, rows: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (value, n) in rows {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+    }
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")

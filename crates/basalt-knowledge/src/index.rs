@@ -589,6 +589,28 @@ mod tests {
     }
 
     #[test]
+    fn the_graph_keeps_taking_chunks_past_its_first_capacity() {
+        let (d, n) = (16, 26_000);
+        let mut seed = 5;
+        let mut idx = VectorIndex::new(d);
+        idx.ann_from = 5_000;
+        let mut job = None;
+        let mut last = Vec::new();
+        for i in 0..n {
+            last = random_unit(&mut seed, d);
+            idx.insert(i as i64, &last, meta("even", 0));
+            if i == 5_000 {
+                job = idx.graph_job();
+            }
+            if i == 7_000 {
+                idx.install_graph(job.take().expect("taken at 5,000").build());
+            }
+        }
+        assert!(idx.is_approximate(), "the graph survived growing 5x");
+        assert_eq!(idx.search(&last, 1, None)[0].0, n as i64 - 1);
+    }
+
+    #[test]
     fn dot_matches_the_plain_sum() {
         let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
         let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.1).collect();

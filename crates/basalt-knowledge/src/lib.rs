@@ -22,7 +22,7 @@ mod rag;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use basalt_gateway::{CallContext, Gateway};
+use basalt_gateway::{render_gauge, CallContext, Gateway};
 use basalt_store::Store;
 use basalt_types::{EmbedRequest, Error, RerankRequest, Result};
 use serde_json::Value;
@@ -236,6 +236,11 @@ impl Knowledge {
                 kb.name
             )));
         }
+        // A new knowledge base has nothing in the store to load: its index is
+        // ready now, so ingestion fills it (and builds its HNSW graph as it
+        // grows) instead of the first Retrieve loading everything at once.
+        let index = Arc::new(RwLock::new(self.empty_index(&kb.embedding_model)?));
+        self.indexes_lock()?.ready.insert(kb.id.clone(), index);
         Ok(kb)
     }
 
@@ -602,17 +607,59 @@ impl Knowledge {
             .map_err(|_| Error::internal("the index registry lock was poisoned"))
     }
 
-    /// Reads a knowledge base's chunks from the store into a new index.
-    async fn load_index(&self, kb: &KnowledgeBase) -> Result<KbIndex> {
+    /// Appends the in-memory indexes' gauges (Prometheus text): chunks per
+    /// knowledge base, and whether its HNSW graph answers vector searches.
+    pub fn render_metrics(&self, out: &mut String) {
+        let Ok(indexes) = self.indexes_lock() else {
+            return;
+        };
+        let ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
+            .ready
+            .iter()
+            .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
+            .collect();
+        drop(indexes);
+        let (mut chunks, mut graphs) = (Vec::new(), Vec::new());
+        for (id, idx) in ready {
+            if let Ok(i) = idx.read() {
+                chunks.push((id.clone(), i.vectors.len() as u64));
+                graphs.push((id, u64::from(i.vectors.is_approximate())));
+            }
+        }
+        chunks.sort();
+        graphs.sort();
+        render_gauge(
+            out,
+            "basalt_knowledge_index_chunks",
+            "Chunks in each knowledge base's in-memory search index.",
+            "knowledge_base",
+            &chunks,
+        );
+        render_gauge(
+            out,
+            "basalt_knowledge_index_graph",
+            "1 when an HNSW graph answers the knowledge base's vector searches, 0 while they scan.",
+            "knowledge_base",
+            &graphs,
+        );
+    }
+
+    /// An empty index for vectors of `model`.
+    fn empty_index(&self, model: &str) -> Result<KbIndex> {
         let dimension = self
             .gateway
-            .model(&kb.embedding_model)?
+            .model(model)?
             .provider
             .embedding_dimension()
             .unwrap_or(0);
+        Ok(KbIndex::new(dimension))
+    }
+
+    /// Reads a knowledge base's chunks from the store into a new index.
+    async fn load_index(&self, kb: &KnowledgeBase) -> Result<KbIndex> {
+        let mut idx = self.empty_index(&kb.embedding_model)?;
         let (store, kb_id) = (self.store.clone(), kb.id.clone());
         blocking(move || {
-            let mut idx = KbIndex::new(dimension);
             idx.apply(&[], &db::kb_index_chunks(&store, &kb_id)?);
             Ok(idx)
         })

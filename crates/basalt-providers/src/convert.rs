@@ -748,15 +748,30 @@ mod tests {
     /// One tensor's name, dimensions, type and data offset.
     type Info = (String, Vec<u64>, u32, u64);
 
-    /// The tensor infos of a GGUF file and where its data starts.
-    fn tensor_infos(g: &[u8]) -> (Vec<Info>, usize) {
-        let mut r = Reader { b: g, at: 4 + 4 };
+    /// A GGUF file read back: its metadata (values as text), tensor infos, and
+    /// where the tensor data starts.
+    struct Gguf {
+        bytes: Vec<u8>,
+        kv: BTreeMap<String, String>,
+        infos: Vec<Info>,
+        data_start: usize,
+    }
+
+    /// Writes a tiny BERT `hidden` wide, converts it with `weights` and reads
+    /// the GGUF back; also returns the safetensors names in generation order.
+    fn convert_tiny(tag: &str, hidden: u64, weights: Weights) -> (Gguf, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("basalt-convert-{tag}-{}", std::process::id()));
+        let names = write_tiny_bert(&dir, hidden);
+        let out = dir.join("model.gguf");
+        sentence_transformers_to_gguf(&dir, &out, weights).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut r = Reader { b: &bytes, at: 0 };
+        assert_eq!(r.take(4), b"GGUF");
+        assert_eq!(r.u32(), 3);
         let n_tensors = r.u64();
         let n_kv = r.u64();
-        for _ in 0..n_kv {
-            r.string();
-            r.value();
-        }
+        let kv = (0..n_kv).map(|_| (r.string(), r.value())).collect();
         let infos = (0..n_tensors)
             .map(|_| {
                 let name = r.string();
@@ -765,29 +780,30 @@ mod tests {
                 (name, dims, r.u32(), r.u64())
             })
             .collect();
-        (infos, r.at + padding(r.at))
+        let data_start = r.at + padding(r.at);
+        let gguf = Gguf {
+            bytes,
+            kv,
+            infos,
+            data_start,
+        };
+        (gguf, names)
     }
 
     /// A one-layer, 4-wide BERT written as safetensors, converted, and read back
     /// field by field with an independent little GGUF reader.
     #[test]
     fn converts_a_tiny_bert_and_the_gguf_reads_back() {
-        let dir = std::env::temp_dir().join(format!("basalt-convert-{}", std::process::id()));
-        let names = write_tiny_bert(&dir, 4);
-        let out = dir.join("model.gguf");
-        sentence_transformers_to_gguf(&dir, &out, Weights::Original).unwrap();
-        let g = std::fs::read(&out).unwrap();
-        let mut r = Reader { b: &g, at: 0 };
-        assert_eq!(r.take(4), b"GGUF");
-        assert_eq!(r.u32(), 3);
-        let n_tensors = r.u64();
-        let n_kv = r.u64();
-        assert_eq!(n_tensors, 5 + 16);
-        let mut kv = BTreeMap::new();
-        for _ in 0..n_kv {
-            let key = r.string();
-            kv.insert(key, r.value());
-        }
+        let (
+            Gguf {
+                bytes: g,
+                kv,
+                infos,
+                data_start,
+            },
+            names,
+        ) = convert_tiny("f32", 4, Weights::Original);
+        assert_eq!(infos.len(), 5 + 16);
         assert_eq!(kv["general.architecture"], "bert");
         assert_eq!(kv["bert.embedding_length"], "4");
         assert_eq!(kv["bert.pooling_type"], "1");
@@ -799,8 +815,6 @@ mod tests {
             "[PAD],[UNK],[CLS],[SEP],[MASK],\u{2581}hello,s"
         );
         assert_eq!(kv["tokenizer.ggml.token_type"], "3,3,3,3,3,1,1");
-        let (infos, data_start) = tensor_infos(&g);
-        assert_eq!(infos.len() as u64, n_tensors);
         let (_, dims, ty, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
         assert_eq!((dims.as_slice(), *ty), (&[4u64, 8][..], GGML_F32));
         assert_eq!(off % ALIGNMENT as u64, 0);
@@ -813,22 +827,21 @@ mod tests {
             .unwrap() as f32;
         assert_eq!((first, second), (index, index + 0.01));
         assert!(!infos.iter().any(|i| i.0.contains("position_ids")));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// With Q8_0, the layers' matrices are quantized and everything else is
     /// copied; the quantized values decode to the originals within half a step.
     #[test]
     fn q8_0_quantizes_the_layer_matrices_only() {
-        let dir = std::env::temp_dir().join(format!("basalt-convert-q8-{}", std::process::id()));
-        let names = write_tiny_bert(&dir, 32);
-        let out = dir.join("model.gguf");
-        sentence_transformers_to_gguf(&dir, &out, Weights::Q8_0).unwrap();
-        let g = std::fs::read(&out).unwrap();
-        let (infos, data_start) = tensor_infos(&g);
-        let mut r = Reader { b: &g, at: 8 };
-        let (_, n_kv) = (r.u64(), r.u64());
-        let kv: BTreeMap<String, String> = (0..n_kv).map(|_| (r.string(), r.value())).collect();
+        let (
+            Gguf {
+                bytes: g,
+                kv,
+                infos,
+                data_start,
+            },
+            names,
+        ) = convert_tiny("q8", 32, Weights::Q8_0);
         assert_eq!(kv["general.file_type"], "7");
         let ty = |name: &str| infos.iter().find(|i| i.0 == name).unwrap().2;
         for m in [
@@ -872,7 +885,6 @@ mod tests {
                 );
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -53,11 +53,9 @@ async fn ping() -> &'static str {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.gateway.render_metrics(),
-    )
-        .into_response()
+    let mut body = state.gateway.render_metrics();
+    state.knowledge.render_metrics(&mut body);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn unknown_route(uri: Uri) -> Response {
