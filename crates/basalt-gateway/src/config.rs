@@ -235,7 +235,7 @@ pub enum FormatConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvertWeightsConfig {
-    /// llama.cpp's 8-bit format: about twice as fast on CPU.
+    /// llama.cpp's 8-bit format: a lone query embeds 1.4–1.7× faster on CPU.
     Q8_0,
     /// As shipped (F32/F16): embeddings equal to the reference implementation's.
     Original,

@@ -230,16 +230,16 @@ impl Knowledge {
             created_at_ms: now,
             updated_at_ms: now,
         };
+        // A new knowledge base has nothing in the store to load: its index is
+        // ready now, so ingestion fills it (and builds its HNSW graph as it
+        // grows) instead of the first Retrieve loading everything at once.
+        let index = Arc::new(RwLock::new(self.empty_index(&kb.embedding_model)?));
         if !db::insert_kb(&self.store, &kb)? {
             return Err(Error::conflict(format!(
                 "A knowledge base named {} already exists.",
                 kb.name
             )));
         }
-        // A new knowledge base has nothing in the store to load: its index is
-        // ready now, so ingestion fills it (and builds its HNSW graph as it
-        // grows) instead of the first Retrieve loading everything at once.
-        let index = Arc::new(RwLock::new(self.empty_index(&kb.embedding_model)?));
         self.indexes_lock()?.ready.insert(kb.id.clone(), index);
         Ok(kb)
     }
