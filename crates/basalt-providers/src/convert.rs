@@ -758,6 +758,17 @@ mod tests {
         data_start: usize,
     }
 
+    impl Gguf {
+        fn info(&self, name: &str) -> &Info {
+            self.infos.iter().find(|i| i.0 == name).unwrap()
+        }
+    }
+
+    /// The value tensor `name` starts with in [`write_tiny_bert`]'s data.
+    fn seed(names: &[String], name: &str) -> f32 {
+        names.iter().position(|n| n == name).unwrap() as f32
+    }
+
     /// Writes a tiny BERT `hidden` wide, converts it with `weights` and reads
     /// the GGUF back; also returns the safetensors names in generation order.
     fn convert_tiny(tag: &str, hidden: u64, weights: Weights) -> (Gguf, Vec<String>) {
@@ -795,56 +806,37 @@ mod tests {
     /// field by field with an independent little GGUF reader.
     #[test]
     fn converts_a_tiny_bert_and_the_gguf_reads_back() {
-        let (
-            Gguf {
-                bytes: g,
-                kv,
-                infos,
-                data_start,
-            },
-            names,
-        ) = convert_tiny("f32", 4, Weights::Original);
-        assert_eq!(infos.len(), 5 + 16);
-        assert_eq!(kv["general.architecture"], "bert");
-        assert_eq!(kv["bert.embedding_length"], "4");
-        assert_eq!(kv["bert.pooling_type"], "1");
-        assert_eq!(kv["general.file_type"], "0");
-        assert_eq!(kv["bert.attention.causal"], "false");
-        assert_eq!(kv["tokenizer.ggml.bos_token_id"], "2");
+        let (g, names) = convert_tiny("f32", 4, Weights::Original);
+        assert_eq!(g.infos.len(), 5 + 16);
+        assert_eq!(g.kv["general.architecture"], "bert");
+        assert_eq!(g.kv["bert.embedding_length"], "4");
+        assert_eq!(g.kv["bert.pooling_type"], "1");
+        assert_eq!(g.kv["general.file_type"], "0");
+        assert_eq!(g.kv["bert.attention.causal"], "false");
+        assert_eq!(g.kv["tokenizer.ggml.bos_token_id"], "2");
         assert_eq!(
-            kv["tokenizer.ggml.tokens"],
+            g.kv["tokenizer.ggml.tokens"],
             "[PAD],[UNK],[CLS],[SEP],[MASK],\u{2581}hello,s"
         );
-        assert_eq!(kv["tokenizer.ggml.token_type"], "3,3,3,3,3,1,1");
-        let (_, dims, ty, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
+        assert_eq!(g.kv["tokenizer.ggml.token_type"], "3,3,3,3,3,1,1");
+        let (_, dims, ty, off) = g.info("blk.0.ffn_up.weight");
         assert_eq!((dims.as_slice(), *ty), (&[4u64, 8][..], GGML_F32));
         assert_eq!(off % ALIGNMENT as u64, 0);
-        let at = data_start + *off as usize;
-        let first = f32::from_le_bytes(g[at..at + 4].try_into().unwrap());
-        let second = f32::from_le_bytes(g[at + 4..at + 8].try_into().unwrap());
-        let index = names
-            .iter()
-            .position(|n| n == "encoder.layer.0.intermediate.dense.weight")
-            .unwrap() as f32;
+        let at = g.data_start + *off as usize;
+        let first = f32::from_le_bytes(g.bytes[at..at + 4].try_into().unwrap());
+        let second = f32::from_le_bytes(g.bytes[at + 4..at + 8].try_into().unwrap());
+        let index = seed(&names, "encoder.layer.0.intermediate.dense.weight");
         assert_eq!((first, second), (index, index + 0.01));
-        assert!(!infos.iter().any(|i| i.0.contains("position_ids")));
+        assert!(!g.infos.iter().any(|i| i.0.contains("position_ids")));
     }
 
     /// With Q8_0, the layers' matrices are quantized and everything else is
     /// copied; the quantized values decode to the originals within half a step.
     #[test]
     fn q8_0_quantizes_the_layer_matrices_only() {
-        let (
-            Gguf {
-                bytes: g,
-                kv,
-                infos,
-                data_start,
-            },
-            names,
-        ) = convert_tiny("q8", 32, Weights::Q8_0);
-        assert_eq!(kv["general.file_type"], "7");
-        let ty = |name: &str| infos.iter().find(|i| i.0 == name).unwrap().2;
+        let (g, names) = convert_tiny("q8", 32, Weights::Q8_0);
+        assert_eq!(g.kv["general.file_type"], "7");
+        let ty = |name: &str| g.info(name).2;
         for m in [
             "attn_q",
             "attn_k",
@@ -865,17 +857,20 @@ mod tests {
             assert_eq!(ty(t), GGML_F32, "{t}");
         }
         // ffn_up: 64 rows of 32 -> 64 blocks of 34 bytes.
-        let (_, dims, _, off) = infos.iter().find(|i| i.0 == "blk.0.ffn_up.weight").unwrap();
+        let (_, dims, _, off) = g.info("blk.0.ffn_up.weight");
         assert_eq!(dims, &[32, 64]);
-        let next = infos.iter().map(|i| i.3).filter(|o| o > off).min().unwrap();
-        assert_eq!(next - off, 64 * 34 + padding(64 * 34) as u64);
-        let index = names
+        let next = g
+            .infos
             .iter()
-            .position(|n| n == "encoder.layer.0.intermediate.dense.weight")
-            .unwrap() as f32;
-        let at = data_start + *off as usize;
+            .map(|i| i.3)
+            .filter(|o| o > off)
+            .min()
+            .unwrap();
+        assert_eq!(next - off, 64 * 34 + padding(64 * 34) as u64);
+        let index = seed(&names, "encoder.layer.0.intermediate.dense.weight");
+        let at = g.data_start + *off as usize;
         for block in 0..64 {
-            let b = &g[at + block * 34..at + (block + 1) * 34];
+            let b = &g.bytes[at + block * 34..at + (block + 1) * 34];
             let scale = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
             for (j, q) in b[2..].iter().enumerate() {
                 let want = index + (block * 32 + j) as f32 / 100.0;
