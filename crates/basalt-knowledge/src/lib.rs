@@ -240,7 +240,11 @@ impl Knowledge {
                 kb.name
             )));
         }
-        self.indexes_lock()?.ready.insert(kb.id.clone(), index);
+        // The start-up load may have listed the new row and loaded it first.
+        self.indexes_lock()?
+            .ready
+            .entry(kb.id.clone())
+            .or_insert(index);
         Ok(kb)
     }
 
@@ -620,8 +624,10 @@ impl Knowledge {
             .collect();
         drop(indexes);
         let (mut chunks, mut graphs) = (Vec::new(), Vec::new());
+        // An index busy with a long write (a graph being installed) is left
+        // out of this scrape rather than stalling it.
         for (id, idx) in ready {
-            if let Ok(i) = idx.read() {
+            if let Ok(i) = idx.try_read() {
                 chunks.push((id.clone(), i.vectors.len() as u64));
                 graphs.push((id, u64::from(i.vectors.is_approximate())));
             }
@@ -686,9 +692,11 @@ impl Knowledge {
         };
         let (entry, job) = {
             let mut indexes = self.indexes_lock()?;
-            if let Some(idx) = indexes.ready.get(&kb.id) {
-                // Another load finished first.
-                return Ok(Arc::clone(idx));
+            if let Some(idx) = indexes.ready.get(&kb.id).cloned() {
+                // Another load finished first, or the knowledge base was just
+                // created with an empty index.
+                indexes.loading.remove(&kb.id);
+                return Ok(idx);
             }
             let mut idx = idx;
             for (removed, added) in indexes.loading.remove(&kb.id).unwrap_or_default() {

@@ -436,10 +436,13 @@ pub fn sentence_transformers_to_gguf(
             .collect(),
     };
     // llama.cpp's file types: what most of the matrices are stored as.
-    let file_type = match weights {
-        Weights::Q8_0 => 7,
-        Weights::Original if tensors.iter().any(|t| t.ggml_type == GGML_F16) => 1,
-        Weights::Original => 0,
+    let has = |ty: u32| tensors.iter().any(|t| t.ggml_type == ty);
+    let file_type = if has(GGML_Q8_0) {
+        7
+    } else if has(GGML_F16) {
+        1
+    } else {
+        0
     };
     meta.push(("general.file_type".into(), Value::U32(file_type)));
     meta.sort_by(|a, b| a.0.cmp(&b.0));
