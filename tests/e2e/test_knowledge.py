@@ -458,17 +458,12 @@ def test_documents_get_list_delete_and_pagination(agent, rt, filter_kb):
                   documents=[_doc("x", "y")] * 11), "ValidationException")
 
 
-
-def _index_gauges(url: str, kb_id: str) -> tuple[int, int] | None:
+def _index_gauges(url: str, kb_id: str) -> tuple[float, float] | None:
     """(chunks, graph) from /metrics for one knowledge base, or None if absent."""
-    found = {}
-    for line in support.get_metrics(url).splitlines():
-        for name in ("basalt_knowledge_index_chunks", "basalt_knowledge_index_graph"):
-            if line.startswith(f'{name}{{knowledge_base="{kb_id}"}} '):
-                found[name] = int(line.rsplit(" ", 1)[1])
-    if not found:
-        return None
-    return found["basalt_knowledge_index_chunks"], found["basalt_knowledge_index_graph"]
+    text = support.get_metrics(url)
+    gauges = tuple(support.metric_sum(text, name, knowledge_base=kb_id)
+                   for name in ("basalt_knowledge_index_chunks", "basalt_knowledge_index_graph"))
+    return None if gauges == (None, None) else gauges
 
 
 def test_a_new_knowledge_base_indexes_in_memory_from_the_start(agent, kb_server):

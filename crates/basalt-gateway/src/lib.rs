@@ -21,7 +21,7 @@ use basalt_types::{
 };
 
 pub use config::{Config, ConfigError, ModelConfig, ModelKind};
-pub use metrics::{render_gauge, CallOutcome, Metrics};
+pub use metrics::{render_family, CallOutcome, Metrics};
 
 /// Errors while starting the gateway.
 #[derive(Debug, thiserror::Error)]

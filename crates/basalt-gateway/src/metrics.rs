@@ -95,11 +95,23 @@ pub fn render_guardrails(
     }
 }
 
-/// Appends one gauge family: a value per `label` value.
-pub fn render_gauge(out: &mut String, name: &str, help: &str, label: &str, rows: &[(String, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-    for (value, n) in rows {
-        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+/// Appends one metric family of `kind` (`counter`, `gauge`) with a single
+/// label: a sample per `(label value, sample)` row.
+pub fn render_family<L: AsRef<str>, V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    rows: impl IntoIterator<Item = (L, V)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (value, sample) in rows {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{}\"}} {sample}",
+            escape(value.as_ref())
+        );
     }
 }
 
@@ -167,10 +179,7 @@ impl Metrics {
                 &m.cached_tokens,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (model, n) in map {
-                let _ = writeln!(out, "{name}{{model=\"{}\"}} {n}", escape(model));
-            }
+            render_family(&mut out, name, "counter", help, "model", map);
         }
         for (name, help, map) in [
             (
@@ -241,10 +250,8 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, read) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (model, stats) in &engines {
-                let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(model), read(stats));
-            }
+            let rows = engines.iter().map(|(model, stats)| (*model, read(stats)));
+            render_family(&mut out, name, kind, help, "model", rows);
         }
         out
     }

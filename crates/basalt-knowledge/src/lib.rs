@@ -22,7 +22,7 @@ mod rag;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use basalt_gateway::{render_gauge, CallContext, Gateway};
+use basalt_gateway::{render_family, CallContext, Gateway};
 use basalt_store::Store;
 use basalt_types::{EmbedRequest, Error, RerankRequest, Result};
 use serde_json::Value;
@@ -617,36 +617,37 @@ impl Knowledge {
         let Ok(indexes) = self.indexes_lock() else {
             return;
         };
-        let ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
+        let mut ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
             .ready
             .iter()
             .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
             .collect();
         drop(indexes);
-        let (mut chunks, mut graphs) = (Vec::new(), Vec::new());
-        // An index busy with a long write (a graph being installed) is left
-        // out of this scrape rather than stalling it.
-        for (id, idx) in ready {
-            if let Ok(i) = idx.try_read() {
-                chunks.push((id.clone(), i.vectors.len() as u64));
-                graphs.push((id, u64::from(i.vectors.is_approximate())));
-            }
-        }
-        chunks.sort();
-        graphs.sort();
-        render_gauge(
+        ready.sort_by(|a, b| a.0.cmp(&b.0));
+        // (id, chunks, graph in use). An index busy with a long write (a graph
+        // being installed) is left out of this scrape rather than stalling it.
+        let rows: Vec<(String, usize, bool)> = ready
+            .into_iter()
+            .filter_map(|(id, idx)| {
+                let i = idx.try_read().ok()?;
+                Some((id, i.vectors.len(), i.vectors.is_approximate()))
+            })
+            .collect();
+        render_family(
             out,
             "basalt_knowledge_index_chunks",
+            "gauge",
             "Chunks in each knowledge base's in-memory search index.",
             "knowledge_base",
-            &chunks,
+            rows.iter().map(|(id, n, _)| (id, n)),
         );
-        render_gauge(
+        render_family(
             out,
             "basalt_knowledge_index_graph",
+            "gauge",
             "1 when an HNSW graph answers the knowledge base's vector searches, 0 while they scan.",
             "knowledge_base",
-            &graphs,
+            rows.iter().map(|(id, _, graph)| (id, u8::from(*graph))),
         );
     }
 
