@@ -231,16 +231,6 @@ pub enum FormatConfig {
     SentenceTransformers,
 }
 
-/// How a sentence-transformers model's layers are stored when converted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConvertWeightsConfig {
-    /// llama.cpp's 8-bit format: a lone query embeds 1.4–1.7× faster on CPU.
-    Q8_0,
-    /// As shipped (F32/F16): embeddings equal to the reference implementation's.
-    Original,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -256,7 +246,7 @@ pub struct ModelConfig {
     /// With `format = "sentence-transformers"`: the converted weights' storage
     /// (default `q8_0`).
     #[serde(default)]
-    pub convert_weights: Option<ConvertWeightsConfig>,
+    pub convert_weights: Option<Weights>,
     pub source: SourceConfig,
     #[serde(default)]
     pub sha256: Option<String>,
@@ -628,10 +618,7 @@ impl ModelConfig {
             format: match self.format {
                 FormatConfig::Gguf => WeightsFormat::Gguf,
                 FormatConfig::SentenceTransformers => {
-                    WeightsFormat::SentenceTransformers(match self.convert_weights {
-                        Some(ConvertWeightsConfig::Original) => Weights::Original,
-                        Some(ConvertWeightsConfig::Q8_0) | None => Weights::Q8_0,
-                    })
+                    WeightsFormat::SentenceTransformers(self.convert_weights.unwrap_or_default())
                 }
             },
         })
