@@ -60,7 +60,7 @@ def summarize(name, per_query):
 
 
 class Server:
-    def __init__(self, binary, embed_model, threads, buckets, rerank_model=None):
+    def __init__(self, binary, embed_model, threads, buckets, rerank_model=None, hnsw_from_chunks=50_000):
         self.dir = Path(tempfile.mkdtemp(prefix="basalt-bench-kb-"))
         self.port = 18190
         self.url = f"http://127.0.0.1:{self.port}"
@@ -73,6 +73,7 @@ request_timeout_seconds = 3600
 data_dir = "{self.dir / 'data'}"
 [knowledge]
 buckets = {{ {bucket_toml} }}
+hnsw_from_chunks = {hnsw_from_chunks}
 [[models]]
 id = "{EMBED}"
 kind = "embedding"
@@ -92,24 +93,47 @@ parallel = 8
 [models.source]
 path = "{rerank_model}"
 """ if rerank_model else ""))
-        self.proc = subprocess.Popen([binary, "serve", "--config", str(self.dir / "basalt.toml")],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "wb"))
-        for _ in range(240):
+        self.binary = binary
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "serve", "--config", str(self.dir / "basalt.toml")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"))
+        for _ in range(2400):
             try:
                 urllib.request.urlopen(self.url + "/ping", timeout=2)
                 return
             except OSError:
-                time.sleep(0.5)
+                time.sleep(0.05)
         raise SystemExit("basalt did not start; see " + str(self.dir / "stderr.log"))
+
+    def index_gauges(self, kb):
+        """(chunks, graph in use) of a knowledge base's index, from /metrics."""
+        text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        got = [re.search(rf'^{name}{{knowledge_base="{kb}"}} (\S+)$', text, flags=re.M)
+               for name in ("basalt_knowledge_index_chunks", "basalt_knowledge_index_graph")]
+        return tuple(float(m.group(1)) if m else None for m in got)
+
+    def wait_graph(self, kb, limit=900):
+        """Seconds until the knowledge base's HNSW graph answers searches."""
+        t0 = time.monotonic()
+        while self.index_gauges(kb)[1] != 1:
+            if time.monotonic() - t0 > limit:
+                raise SystemExit(f"no HNSW graph after {limit} s; see {self.dir / 'stderr.log'}")
+            time.sleep(0.1)
+        return time.monotonic() - t0
 
     def client(self, service):
         return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
                             aws_access_key_id="x", aws_secret_access_key="x",
                             config=botocore.config.Config(read_timeout=3600, retries={"total_max_attempts": 1}))
 
-    def stop(self):
+    def halt(self):
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=120)
+
+    def stop(self):
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -239,7 +263,8 @@ def scale(args, out):
         if m and " ".join(m.group(1).split()) not in titles:
             titles.append(" ".join(m.group(1).split()))
     fresh = iter(titles)
-    srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"})
+    srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"},
+                 hnsw_from_chunks=args.hnsw_from_chunks)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
         out.append("\nLatency in ms, client-side, 50 Retrieves each (numberOfResults 10); *new* = a title never asked "
@@ -252,6 +277,7 @@ def scale(args, out):
                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         kb, ds = kb_with_source(agent, "scale", {"type": "CUSTOM"}, {"chunkingStrategy": "NONE"})
         have = prev = 0
+        notes = []
         for target in [int(s) for s in args.scales.split(",")]:
             t0 = time.monotonic()
             while have < target:
@@ -269,10 +295,10 @@ def scale(args, out):
             ingest_rate = (target - prev) / (time.monotonic() - t0)
             prev = target
             row = [f"| {target:,}", f"{ingest_rate:.1f}"]
-            if target >= 50_000:
+            if target >= args.hnsw_from_chunks:
                 # The HNSW graph builds in the background (about a minute per
-                # 100k chunks); searches until then scan. Time the graph.
-                time.sleep(90)
+                # 100k chunks) while searches scan; it is timed below.
+                notes.append(f"HNSW graph at {target:,} chunks in use {srv.wait_graph(kb):.1f} s after the last write.")
             raw = http.client.HTTPConnection("127.0.0.1", srv.port)
             for search in ("HYBRID", "SEMANTIC"):
                 config = {"vectorSearchConfiguration": {"numberOfResults": 10, "overrideSearchType": search}}
@@ -297,6 +323,19 @@ def scale(args, out):
                 for lat in (new, again, plain):
                     row += [f"{statistics.median(lat):.1f}", f"{pct(lat, 95):.1f}"]
             out.append(" | ".join(row) + " |")
+        if srv.index_gauges(kb)[1] == 1:
+            # A restart reads the saved graph back instead of building it.
+            srv.halt()
+            t0 = time.monotonic()
+            srv.start()
+            started = time.monotonic() - t0
+            while srv.index_gauges(kb)[0] != have:
+                time.sleep(0.05)
+            loaded = time.monotonic() - t0
+            graph = srv.wait_graph(kb) + loaded
+            notes.append(f"Restart at {have:,} chunks: serving after {started:.1f} s, index loaded after "
+                         f"{loaded:.1f} s, HNSW graph in use after {graph:.1f} s.")
+        out += [""] + notes
     finally:
         srv.stop()
 
@@ -311,6 +350,8 @@ def main():
     p.add_argument("--rerank-model", help="GGUF of a text model: adds HYBRID + rerank to the CISI run")
     p.add_argument("--rerank-top", type=int, default=20)
     p.add_argument("--skip-cisi", action="store_true")
+    p.add_argument("--hnsw-from-chunks", type=int, default=50_000,
+                   help="the server's knowledge.hnsw_from_chunks (scales from it on time the graph and a restart)")
     args = p.parse_args()
     out = [f"machine: {platform.machine()}, {os.cpu_count()} vCPUs, {platform.platform()}; embedding threads {args.threads}\n"]
     if not args.skip_cisi:

@@ -116,6 +116,7 @@ def render_config(
     extra_models: str = "",
     embedding_model: bool = True,
     buckets: dict[str, str | dict] | None = None,
+    hnsw_from_chunks: int | None = None,
 ) -> str:
     text = f"""\
 [server]
@@ -156,13 +157,16 @@ batch_tokens = 512
 [models.source]
 path = {_toml_str(embed_model_path())}
 """
-    if buckets:
+    if buckets or hnsw_from_chunks is not None:
         def where(v) -> str:  # a directory, or an S3 endpoint's settings
             if isinstance(v, dict):
                 return "{ " + ", ".join(f"{k} = {_toml_str(str(x))}" for k, x in v.items()) + " }"
             return _toml_str(str(v))
-        text += "\n[knowledge]\nbuckets = { " + ", ".join(
-            f"{_toml_str(name)} = {where(v)}" for name, v in buckets.items()
+        text += "\n[knowledge]\n"
+        if hnsw_from_chunks is not None:
+            text += f"hnsw_from_chunks = {hnsw_from_chunks}\n"
+        text += "buckets = { " + ", ".join(
+            f"{_toml_str(name)} = {where(v)}" for name, v in (buckets or {}).items()
         ) + " }\n"
     if auth:
         text += f"""

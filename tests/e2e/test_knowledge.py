@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -482,6 +483,93 @@ def test_a_new_knowledge_base_indexes_in_memory_from_the_start(agent, kb_server)
     agent.delete_data_source(knowledgeBaseId=kb_id, dataSourceId=ds_id)
     agent.delete_knowledge_base(knowledgeBaseId=kb_id)
     assert _index_gauges(kb_server.url, kb_id) is None
+
+def _graph_origins(srv) -> list[str]:
+    """How each HNSW graph this server installed came to be (Built, Saved,
+    Patched(n)), from its log, oldest first."""
+    log = re.sub(r"\x1b\[[0-9;]*m", "", srv.stderr_path.read_text(errors="replace"))
+    return re.findall(r"HNSW graph ready .*origin=(\S+)", log)
+
+
+def _wait_graph(srv, kb_id: str, origins: int) -> None:
+    """Until the server has installed (and saved) its `origins`-th graph and
+    uses it for the knowledge base."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(_graph_origins(srv)) >= origins and _index_gauges(srv.url, kb_id)[1] == 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no HNSW graph in use after 60 s:\n{srv.stderr_tail()}")
+
+
+def test_the_hnsw_graph_is_saved_and_read_back_after_a_restart_or_a_crash(start_server):
+    """A knowledge base past `hnsw_from_chunks` searches an HNSW graph. It is
+    saved to the data directory, so a restart reads it back instead of
+    building it again; after a crash, chunks written since the save are patched
+    in, and a file holding a chunk since deleted is not trusted."""
+    srv = start_server("hnsw", hnsw_from_chunks=4)
+    agent = support.boto_client("bedrock-agent", srv.url)
+    kb_id = _create_kb(agent, "graph")
+    ds_id = _custom_source(agent, kb_id, "facts", {"chunkingStrategy": "NONE"})
+    facts = {"owl": "Owls hunt mice at night.", "kiln": "A kiln fires clay pots.",
+             "tide": "The moon pulls the tides.", "fern": "Ferns spread by spores.",
+             "ice": "Glaciers carve valleys.", "bee": "Bees make honey from nectar."}
+
+    def ingest(*ids):
+        agent.ingest_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id,
+                                              documents=[_doc(i, facts[i]) for i in ids])
+
+    def delete(*ids):
+        agent.delete_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id, documentIdentifiers=[
+            {"dataSourceType": "CUSTOM", "custom": {"id": i}} for i in ids])
+
+    def top(text: str) -> list[str]:
+        rt = support.boto_client("bedrock-agent-runtime", srv.url)
+        hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": text}, retrievalConfiguration={
+            "vectorSearchConfiguration": {"numberOfResults": 2, "overrideSearchType": "SEMANTIC"}})
+        return [h["location"]["customDocumentLocation"]["id"] for h in hits["retrievalResults"]]
+
+    ingest("owl", "kiln", "tide", "fern")
+    _wait_graph(srv, kb_id, 1)
+    assert _graph_origins(srv) == ["Built"]
+    saved = srv.data_dir / "hnsw" / f"{kb_id}.usearch"
+    assert saved.exists(), "the built graph is saved"
+    assert top("which animal hunts at night")[0] == "owl"
+
+    # A clean stop saves what changed since; the restart reads it as is.
+    ingest("ice")
+    delete("kiln")
+    srv.stop()
+    srv.start()
+    _wait_graph(srv, kb_id, 1)
+    assert _graph_origins(srv)[-1] == "Saved"
+    assert top("rivers of ice shaping the land")[0] == "ice"
+    assert "kiln" not in top("pottery oven")
+
+    # A crash loses the save of a later write: the chunk is patched in.
+    ingest("bee")
+    srv.crash()
+    srv.start()
+    _wait_graph(srv, kb_id, 1)
+    assert _graph_origins(srv)[-1] == "Patched(1)"
+    assert top("insects and honey")[0] == "bee"
+
+    # A crash after a delete: the file holds a chunk the store no longer has,
+    # so the graph is built again, without it.
+    delete("owl")
+    srv.crash()
+    srv.start()
+    _wait_graph(srv, kb_id, 1)
+    assert _graph_origins(srv)[-1] == "Built"
+    assert "owl" not in top("which animal hunts at night")
+    assert _index_gauges(srv.url, kb_id) == (4, 1)
+
+    # Deleting the knowledge base deletes its graph.
+    agent = support.boto_client("bedrock-agent", srv.url)
+    agent.delete_data_source(knowledgeBaseId=kb_id, dataSourceId=ds_id)
+    agent.delete_knowledge_base(knowledgeBaseId=kb_id)
+    assert not saved.exists()
+    srv.stop()
 
 # ---------------------------------------------------------------- RetrieveAndGenerate
 

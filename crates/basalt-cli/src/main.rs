@@ -182,7 +182,9 @@ fn serve(mut config: Config) -> Result<()> {
                 tracing::warn!(error = %e, "guardrail embeddings are not available");
             }
         });
-        basalt_server::serve(gateway, knowledge, listener, shutdown).await?;
+        basalt_server::serve(gateway, Arc::clone(&knowledge), listener, shutdown).await?;
+        // The next start reads the HNSW graphs instead of building them again.
+        tokio::task::spawn_blocking(move || knowledge.save_graphs(None)).await?;
         Ok(())
     })
 }

@@ -40,13 +40,28 @@ pub struct Config {
 }
 
 /// Knowledge-base settings.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
     /// S3 bucket names and where their objects are: a data source with
     /// `bucketArn = "arn:aws:s3:::docs"` reads `buckets.docs`, a local
     /// directory (a path) or an S3-compatible endpoint (a table).
     pub buckets: std::collections::BTreeMap<String, BucketConfig>,
+    /// A knowledge base with at least this many chunks answers vector searches
+    /// from an HNSW graph (saved under `<data_dir>/hnsw/`) instead of a scan.
+    pub hnsw_from_chunks: usize,
+}
+
+/// The default of `knowledge.hnsw_from_chunks`.
+pub const DEFAULT_HNSW_FROM_CHUNKS: usize = 50_000;
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            buckets: std::collections::BTreeMap::new(),
+            hnsw_from_chunks: DEFAULT_HNSW_FROM_CHUNKS,
+        }
+    }
 }
 
 /// Where one bucket's objects are.
@@ -455,6 +470,9 @@ impl Config {
         if self.auth.api_keys.iter().any(String::is_empty) {
             return bad("auth.api_keys must not contain an empty key".into());
         }
+        if self.knowledge.hnsw_from_chunks == 0 {
+            return bad("knowledge.hnsw_from_chunks must be at least 1".into());
+        }
         for (bucket, dir) in &self.knowledge.buckets {
             let valid = (3..=63).contains(&bucket.len())
                 && bucket
@@ -782,6 +800,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_hnsw_threshold_defaults_to_50k_and_must_be_positive() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.knowledge.hnsw_from_chunks, 50_000);
+        let c = Config::parse("[knowledge]\nhnsw_from_chunks = 10\n").unwrap();
+        assert_eq!(c.knowledge.hnsw_from_chunks, 10);
+        assert!(Config::parse("[knowledge]\nhnsw_from_chunks = 0\n").is_err());
     }
 
     #[test]

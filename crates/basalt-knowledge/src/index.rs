@@ -10,15 +10,23 @@
 //! rescores those exactly with the f32 vectors, so the returned scores are
 //! exact and the ranking all but always is.
 //!
-//! Beyond [`ANN_FROM`] chunks an HNSW graph (`usearch`, f32 vectors) is built
-//! once, on a thread of its own while searches go on with the int8 pass, and
-//! then kept in step with every insert and remove (changes made during the
-//! build are replayed onto the graph when it is installed). A search walks
-//! the graph for its `k` best (filters applied during the walk). A filter so
-//! narrow that the walk finds fewer than `k` chunks falls back to the int8
-//! pass, which sees every chunk.
+//! From [`ANN_FROM`] chunks on (configurable) an HNSW graph (`usearch`, f32
+//! vectors) is made once, on a thread of its own while searches go on with
+//! the exact passes, and then kept in step with every insert and remove
+//! (changes made meanwhile are replayed onto the graph when it is installed).
+//! A search walks the graph for its `k` best (filters applied during the
+//! walk). A filter so narrow that the walk finds fewer than `k` chunks falls
+//! back to the int8 pass, which sees every chunk.
+//!
+//! The graph is saved to a file ([`VectorIndex::save_graph`]) and, at the next
+//! start, read back instead of built again ([`GraphJob::build`]): every
+//! chunk's vector is checked against the file's, chunks written since it was
+//! saved are patched in, and a file that holds a chunk the store no longer
+//! has (or cannot be read) is thrown away and the graph built afresh.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -44,10 +52,13 @@ pub struct KbIndex {
 }
 
 impl KbIndex {
+    /// An empty index; its vector side walks a graph from `graph_from` chunks on.
     #[must_use]
-    pub fn new(dimension: usize) -> Self {
+    pub fn new(dimension: usize, graph_from: usize) -> Self {
+        let mut vectors = VectorIndex::new(dimension);
+        vectors.ann_from = graph_from;
         Self {
-            vectors: VectorIndex::new(dimension),
+            vectors,
             words: WordIndex::new(),
         }
     }
@@ -72,8 +83,9 @@ impl KbIndex {
 /// Up to this many chunks, search scans the f32 vectors directly.
 pub const EXACT_UP_TO: usize = 20_000;
 
-/// From this many chunks on, search walks an HNSW graph.
-pub const ANN_FROM: usize = 50_000;
+/// From this many chunks on, search walks an HNSW graph (unless
+/// `knowledge.hnsw_from_chunks` says otherwise).
+pub use basalt_gateway::config::DEFAULT_HNSW_FROM_CHUNKS as ANN_FROM;
 
 /// Neighbours per graph node, and candidate lists while building and
 /// searching (a search asking for more than this uses its own count).
@@ -99,6 +111,10 @@ pub struct VectorIndex {
     building: bool,
     /// Chunks inserted or removed while it is: replayed onto it on install.
     touched: Vec<i64>,
+    /// The graph has changed since it was last saved.
+    graph_dirty: AtomicBool,
+    /// Held while the graph is being saved: a second save waits for the first.
+    saving: std::sync::Mutex<()>,
 }
 
 /// Everything a graph build needs, copied out of the index so the build holds
@@ -109,21 +125,27 @@ pub struct GraphJob {
     vectors: Vec<f32>,
 }
 
+/// Where an installed graph came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphOrigin {
+    /// Read from its file, which matched the chunks exactly.
+    Saved,
+    /// Read from its file; this many chunks written since were added to it.
+    Patched(usize),
+    /// Built from the vectors (no usable file).
+    Built,
+}
+
 impl GraphJob {
-    /// Builds the graph (seconds per 10k chunks); `None` if it could not be
-    /// (out of memory).
+    /// The graph over the job's chunks: read from `saved` (and patched) when
+    /// that file holds a graph of these chunks, otherwise built (seconds per
+    /// 10k chunks). `None` if it could not be built (out of memory).
     #[must_use]
-    pub fn build(self) -> Option<usearch::Index> {
-        let options = usearch::IndexOptions {
-            dimensions: self.dimension,
-            metric: usearch::MetricKind::IP,
-            quantization: usearch::ScalarKind::F32,
-            connectivity: ANN_CONNECTIVITY,
-            expansion_add: ANN_EXPANSION_ADD,
-            expansion_search: ANN_EXPANSION_SEARCH,
-            multi: false,
-        };
-        let ann = usearch::Index::new(&options).ok()?;
+    pub fn build(self, saved: Option<&Path>) -> Option<(usearch::Index, GraphOrigin)> {
+        if let Some(found) = saved.and_then(|path| self.restore(path)) {
+            return Some(found);
+        }
+        let ann = usearch::Index::new(&self.options()).ok()?;
         ann.reserve(self.ids.len() * 2).ok()?;
         for (&id, v) in self
             .ids
@@ -132,7 +154,84 @@ impl GraphJob {
         {
             ann.add(id as u64, v).ok()?;
         }
-        Some(ann)
+        Some((ann, GraphOrigin::Built))
+    }
+
+    fn options(&self) -> usearch::IndexOptions {
+        usearch::IndexOptions {
+            dimensions: self.dimension,
+            metric: usearch::MetricKind::IP,
+            quantization: usearch::ScalarKind::F32,
+            connectivity: ANN_CONNECTIVITY,
+            expansion_add: ANN_EXPANSION_ADD,
+            expansion_search: ANN_EXPANSION_SEARCH,
+            multi: false,
+        }
+    }
+
+    /// The saved graph, if `path` holds one of the same shape whose chunks are
+    /// all still in the job with the same vectors (missing ones are added).
+    fn restore(&self, path: &Path) -> Option<(usearch::Index, GraphOrigin)> {
+        let name = path.to_str()?;
+        if !path.exists() {
+            return None;
+        }
+        let want = self.options();
+        let ann = match usearch::Index::metadata(name) {
+            Ok(m)
+                if usize::try_from(m.dimensions).ok() == Some(want.dimensions)
+                    && m.metric == want.metric
+                    && m.quantization == want.quantization
+                    && !m.multi =>
+            {
+                let ann = usearch::Index::new(&want).ok()?;
+                ann.load(name).ok().map(|()| ann)
+            }
+            _ => None,
+        };
+        let Some(ann) = ann else {
+            tracing::warn!(path = %path.display(), "the saved HNSW graph is unreadable; building it again");
+            return None;
+        };
+        ann.change_expansion_add(ANN_EXPANSION_ADD);
+        ann.change_expansion_search(ANN_EXPANSION_SEARCH);
+        ann.reserve(self.ids.len().max(ann.size()) * 2).ok()?;
+        let d = self.dimension;
+        let mut stored = vec![0.0f32; d];
+        let mut stale = Vec::new();
+        for (i, &id) in self.ids.iter().enumerate() {
+            let v = &self.vectors[i * d..(i + 1) * d];
+            let same = ann.contains(id as u64)
+                && ann.get(id as u64, &mut stored).ok() == Some(1)
+                && stored.as_slice() == v;
+            if !same {
+                stale.push(i);
+            }
+        }
+        // Past half the chunks, patching costs what building does and leaves
+        // a graph with more holes.
+        if stale.len() * 2 > self.ids.len() {
+            return None;
+        }
+        for &i in &stale {
+            let id = self.ids[i] as u64;
+            if ann.contains(id) {
+                ann.remove(id).ok()?;
+            }
+            ann.add(id, &self.vectors[i * d..(i + 1) * d]).ok()?;
+        }
+        // Every chunk is in the graph now: any more entries are chunks the
+        // store no longer has, which the file does not let us find.
+        if ann.size() != self.ids.len() {
+            tracing::info!(path = %path.display(), "the saved HNSW graph holds removed chunks; building it again");
+            return None;
+        }
+        let origin = if stale.is_empty() {
+            GraphOrigin::Saved
+        } else {
+            GraphOrigin::Patched(stale.len())
+        };
+        Some((ann, origin))
     }
 }
 
@@ -168,12 +267,13 @@ impl VectorIndex {
         })
     }
 
-    /// Installs a built graph, replaying the changes made since its job was
-    /// taken. No graph (the build failed) leaves the exact passes for good.
-    pub fn install_graph(&mut self, graph: Option<usearch::Index>) {
+    /// Installs a graph from [`GraphJob::build`], replaying the changes made
+    /// since its job was taken. No graph (the build failed) leaves the exact
+    /// passes for good.
+    pub fn install_graph(&mut self, graph: Option<(usearch::Index, GraphOrigin)>) {
         self.building = false;
         let mut touched = std::mem::take(&mut self.touched);
-        let Some(ann) = graph else {
+        let Some((ann, origin)) = graph else {
             tracing::warn!(
                 chunks = self.len(),
                 "the HNSW index could not be built; searches stay exact"
@@ -183,6 +283,10 @@ impl VectorIndex {
         };
         touched.sort_unstable();
         touched.dedup();
+        self.graph_dirty.store(
+            origin != GraphOrigin::Saved || !touched.is_empty(),
+            Ordering::Relaxed,
+        );
         self.ann = Some(ann);
         for id in touched {
             if let Some(ann) = &self.ann {
@@ -195,10 +299,50 @@ impl VectorIndex {
         }
     }
 
+    /// Saves the graph to `path` (through a synced temporary file, so the
+    /// path always holds a whole graph) if it changed since it was last saved;
+    /// waits for a save already under way. Whether it wrote one.
+    pub fn save_graph(&self, path: &Path) -> std::io::Result<bool> {
+        let Some(ann) = &self.ann else {
+            return Ok(false);
+        };
+        let _saving = self
+            .saving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.graph_dirty.swap(false, Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let written = (|| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            let name = tmp
+                .to_str()
+                .ok_or_else(|| std::io::Error::other("the data directory's path is not UTF-8"))?;
+            ann.save(name)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            // On disk before it takes the name: a power cut cannot leave a
+            // torn graph there (a torn one could hold links out of bounds).
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            self.graph_dirty.store(true, Ordering::Relaxed);
+        }
+        written.map(|()| true)
+    }
+
     fn ann_add(&mut self, id: i64, vector: &[f32]) {
         let Some(ann) = &self.ann else {
             return;
         };
+        self.graph_dirty.store(true, Ordering::Relaxed);
         let ok = (ann.size() < ann.capacity() || ann.reserve(ann.capacity() * 2).is_ok())
             && ann.add(id as u64, vector).is_ok();
         if !ok {
@@ -251,6 +395,7 @@ impl VectorIndex {
         };
         if let Some(ann) = &self.ann {
             let _ = ann.remove(id as u64);
+            self.graph_dirty.store(true, Ordering::Relaxed);
         }
         if self.building {
             self.touched.push(id);
@@ -298,14 +443,6 @@ impl VectorIndex {
             return Vec::new();
         }
         let d = self.dimension;
-        if self.len() <= EXACT_UP_TO {
-            let rows = self.vectors.chunks_exact(d).map(|row| dot(row, query));
-            return self
-                .top(rows, k, filter)
-                .into_iter()
-                .map(|(i, s)| (self.ids[i], s))
-                .collect();
-        }
         if let Some(ann) = &self.ann {
             // The graph's scores are exact (f32): the walk's k best are the answer.
             let want = k;
@@ -322,6 +459,14 @@ impl VectorIndex {
                     return self.rescore(found.keys.iter().map(|&key| key as i64), query, k);
                 }
             }
+        }
+        if self.len() <= EXACT_UP_TO {
+            let rows = self.vectors.chunks_exact(d).map(|row| dot(row, query));
+            return self
+                .top(rows, k, filter)
+                .into_iter()
+                .map(|(i, s)| (self.ids[i], s))
+                .collect();
         }
         let (q, q_scale) = quantize(query);
         let approx = self
@@ -533,7 +678,7 @@ mod tests {
         idx.remove(2);
         let late = random_unit(&mut seed, d);
         idx.insert(n as i64, &late, meta("even", 0));
-        idx.install_graph(job.build());
+        idx.install_graph(job.build(None));
         assert!(idx.is_approximate());
         assert_eq!(idx.search(&late, 1, None)[0].0, n as i64);
         let top2: Vec<i64> = idx
@@ -603,11 +748,95 @@ mod tests {
                 job = idx.graph_job();
             }
             if i == 7_000 {
-                idx.install_graph(job.take().expect("taken at 5,000").build());
+                idx.install_graph(job.take().expect("taken at 5,000").build(None));
             }
         }
         assert!(idx.is_approximate(), "the graph survived growing 5x");
         assert_eq!(idx.search(&last, 1, None)[0].0, n as i64 - 1);
+    }
+
+    /// An index of `vectors` (ids 0..) that wants a graph from 100 chunks.
+    fn index_of(d: usize, vectors: &[Vec<f32>]) -> VectorIndex {
+        let mut idx = VectorIndex::new(d);
+        idx.ann_from = 100;
+        for (i, v) in vectors.iter().enumerate() {
+            idx.insert(i as i64, v, meta("even", (i % 2) as i64));
+        }
+        idx
+    }
+
+    #[test]
+    fn a_saved_graph_is_read_back_patched_or_refused() {
+        let (d, n) = (16, 300);
+        let mut seed = 3;
+        let dir = std::env::temp_dir().join(format!("basalt-hnsw-test-{}", std::process::id()));
+        let path = dir.join("kb.usearch");
+        let _ = std::fs::remove_dir_all(&dir);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut seed, d)).collect();
+
+        // No file yet: built, then saved once (nothing changed since).
+        let mut idx = index_of(d, &vectors);
+        let built = idx.graph_job().unwrap().build(Some(&path)).unwrap();
+        assert_eq!(built.1, GraphOrigin::Built);
+        idx.install_graph(Some(built));
+        assert!(idx.save_graph(&path).unwrap());
+        assert!(
+            !idx.save_graph(&path).unwrap(),
+            "unchanged: not saved again"
+        );
+        assert!(!dir.join("kb.tmp").exists());
+
+        // The same chunks: read back as saved, and searches walk it.
+        let mut idx = index_of(d, &vectors);
+        let read = idx.graph_job().unwrap().build(Some(&path)).unwrap();
+        assert_eq!(read.1, GraphOrigin::Saved);
+        idx.install_graph(Some(read));
+        assert!(idx.is_approximate());
+        assert!(
+            !idx.save_graph(&path).unwrap(),
+            "read back as saved: not dirty"
+        );
+        for (i, v) in vectors.iter().enumerate().step_by(37) {
+            assert_eq!(idx.search(v, 1, None)[0].0, i as i64);
+        }
+
+        // Written since the save: two new chunks and one new vector for an
+        // old chunk are patched in.
+        let mut more = vectors.clone();
+        more[7] = random_unit(&mut seed, d);
+        more.push(random_unit(&mut seed, d));
+        more.push(random_unit(&mut seed, d));
+        let mut idx = index_of(d, &more);
+        let patched = idx.graph_job().unwrap().build(Some(&path)).unwrap();
+        assert_eq!(patched.1, GraphOrigin::Patched(3));
+        idx.install_graph(Some(patched));
+        for id in [7, n, n + 1] {
+            assert_eq!(idx.search(&more[id], 1, None)[0].0, id as i64);
+        }
+        assert!(idx.save_graph(&path).unwrap(), "patched: saved again");
+
+        // A chunk the file has but the store lost: the graph is built again.
+        let fewer = &more[..n];
+        let mut idx = index_of(d, fewer);
+        let again = idx.graph_job().unwrap().build(Some(&path)).unwrap();
+        assert_eq!(again.1, GraphOrigin::Built);
+        idx.install_graph(Some(again));
+        assert_eq!(idx.search(&fewer[5], 1, None)[0].0, 5);
+
+        // A file of other vectors, or not a graph at all: built again.
+        let other: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut seed, 8)).collect();
+        let mut small = index_of(8, &other);
+        let g = small.graph_job().unwrap().build(None);
+        small.install_graph(g);
+        let eight = dir.join("eight.usearch");
+        assert!(small.save_graph(&eight).unwrap());
+        std::fs::copy(&eight, &path).unwrap();
+        let job = index_of(d, &vectors).graph_job().unwrap();
+        assert_eq!(job.build(Some(&path)).unwrap().1, GraphOrigin::Built);
+        std::fs::write(&path, b"not a graph").unwrap();
+        let job = index_of(d, &vectors).graph_job().unwrap();
+        assert_eq!(job.build(Some(&path)).unwrap().1, GraphOrigin::Built);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct Knowledge {
     indexes: Mutex<Indexes>,
     running: Mutex<HashSet<String>>,
     queries: QueryCache,
+    /// Where each knowledge base's HNSW graph is saved (`<kb id>.usearch`).
+    graph_dir: std::path::PathBuf,
+    /// Chunks from which a knowledge base searches a graph.
+    graph_from: usize,
 }
 
 /// The loaded search indexes, by knowledge base.
@@ -168,6 +172,9 @@ impl Knowledge {
                     .map_err(Error::validation)
             })
             .collect::<Result<_>>()?;
+        let config = gateway.config();
+        let graph_dir = config.store.data_dir.join("hnsw");
+        let graph_from = config.knowledge.hnsw_from_chunks;
         let me = Arc::new(Self {
             store,
             gateway,
@@ -175,6 +182,8 @@ impl Knowledge {
             indexes: Mutex::new(Indexes::default()),
             running: Mutex::new(HashSet::new()),
             queries: QueryCache::default(),
+            graph_dir,
+            graph_from,
         });
         for job in db::unfinished_jobs(&me.store)? {
             tracing::info!(job = %job.id, data_source = %job.ds_id, "resuming ingestion job");
@@ -184,7 +193,9 @@ impl Knowledge {
         // a restart does not wait for it.
         let warm = Arc::clone(&me);
         tokio::spawn(async move {
-            for kb in db::list_kbs(&warm.store).unwrap_or_default() {
+            let kbs = db::list_kbs(&warm.store).unwrap_or_default();
+            warm.remove_orphan_graphs(&kbs);
+            for kb in kbs {
                 if let Err(e) = warm.index(&kb).await {
                     tracing::warn!(knowledge_base = %kb.id, error = %e.message, "index not loaded");
                 }
@@ -293,6 +304,8 @@ impl Knowledge {
         let mut indexes = self.indexes_lock()?;
         indexes.ready.remove(id);
         indexes.loading.remove(id);
+        drop(indexes);
+        let _ = std::fs::remove_file(self.graph_path(id));
         kb.status = "DELETING".into();
         Ok(kb)
     }
@@ -474,11 +487,14 @@ impl Knowledge {
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let ds_id = job.ds_id.clone();
+            let (ds_id, kb_id) = (job.ds_id.clone(), job.kb_id.clone());
             ingest::run_job(&me, job).await;
             if let Ok(mut running) = me.running.lock() {
                 running.remove(&ds_id);
             }
+            // A job may have changed many chunks: save the graph now rather
+            // than patch them in after a crash.
+            let _ = tokio::task::spawn_blocking(move || me.save_graphs(Some(&kb_id))).await;
         });
     }
 
@@ -659,7 +675,7 @@ impl Knowledge {
             .provider
             .embedding_dimension()
             .unwrap_or(0);
-        Ok(KbIndex::new(dimension))
+        Ok(KbIndex::new(dimension, self.graph_from))
     }
 
     /// Reads a knowledge base's chunks from the store into a new index.
@@ -708,7 +724,7 @@ impl Knowledge {
             indexes.ready.insert(kb.id.clone(), Arc::clone(&idx));
             (idx, job)
         };
-        build_graph(&entry, job);
+        build_graph(&entry, job, self.graph_path(&kb.id));
         Ok(entry)
     }
 
@@ -733,8 +749,64 @@ impl Knowledge {
             i.apply(removed, added);
             i.vectors.graph_job()
         };
-        build_graph(&idx, job);
+        build_graph(&idx, job, self.graph_path(kb_id));
         Ok(())
+    }
+
+    /// The file a knowledge base's HNSW graph is saved in.
+    fn graph_path(&self, kb_id: &str) -> std::path::PathBuf {
+        self.graph_dir.join(format!("{kb_id}.usearch"))
+    }
+
+    /// Saves the HNSW graphs that changed since they were last saved (when
+    /// the server stops, and after an ingestion job), so the next start reads
+    /// them instead of building them again. Blocking: seconds per million chunks.
+    pub fn save_graphs(&self, kb_id: Option<&str>) {
+        let Ok(indexes) = self.indexes_lock() else {
+            return;
+        };
+        let ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
+            .ready
+            .iter()
+            .filter(|(id, _)| kb_id.is_none_or(|k| k == id.as_str()))
+            .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
+            .collect();
+        drop(indexes);
+        for (id, idx) in ready {
+            let Ok(i) = idx.read() else { continue };
+            let started = std::time::Instant::now();
+            match i.vectors.save_graph(&self.graph_path(&id)) {
+                Ok(true) => tracing::info!(
+                    knowledge_base = %id,
+                    chunks = i.vectors.len(),
+                    seconds = started.elapsed().as_secs_f32(),
+                    "HNSW graph saved"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(knowledge_base = %id, error = %e, "HNSW graph not saved"),
+            }
+        }
+    }
+
+    /// Deletes saved graphs of knowledge bases that no longer exist (one
+    /// deleted while its graph was being saved).
+    fn remove_orphan_graphs(&self, kbs: &[KnowledgeBase]) {
+        let Ok(entries) = std::fs::read_dir(&self.graph_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let known = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|stem| kbs.iter().any(|kb| kb.id == stem));
+            let ours = path
+                .extension()
+                .is_some_and(|e| e == "usearch" || e == "tmp");
+            if ours && (!known || path.extension().is_some_and(|e| e == "tmp")) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     fn forget(&self, kb_id: &str, removed: &[i64]) -> Result<()> {
@@ -938,8 +1010,10 @@ impl Knowledge {
 }
 
 /// Runs a due HNSW graph build (from [`VectorIndex::graph_job`]) on a thread
-/// of its own; searches use the exact passes until it is installed.
-fn build_graph(idx: &Arc<RwLock<KbIndex>>, job: Option<index::GraphJob>) {
+/// of its own, starting from the graph saved at `path` when it still fits;
+/// searches use the exact passes until it is installed. A graph that was
+/// built or patched is saved for the next start.
+fn build_graph(idx: &Arc<RwLock<KbIndex>>, job: Option<index::GraphJob>, path: std::path::PathBuf) {
     let Some(job) = job else {
         return;
     };
@@ -948,15 +1022,28 @@ fn build_graph(idx: &Arc<RwLock<KbIndex>>, job: Option<index::GraphJob>) {
         .name("basalt-hnsw".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            let graph = job.build();
-            if let Ok(mut i) = idx.write() {
-                i.vectors.install_graph(graph);
-                tracing::info!(
-                    chunks = i.vectors.len(),
-                    seconds = started.elapsed().as_secs_f32(),
-                    "HNSW graph built"
-                );
+            let graph = job.build(Some(&path));
+            let origin = graph.as_ref().map(|g| g.1);
+            let Ok(mut i) = idx.write() else { return };
+            i.vectors.install_graph(graph);
+            let Some(origin) = origin else { return };
+            let ready = started.elapsed().as_secs_f32();
+            // Save under a read lock: searches go on meanwhile.
+            drop(i);
+            let Ok(i) = idx.read() else { return };
+            let saving = std::time::Instant::now();
+            let saved = i.vectors.save_graph(&path);
+            if let Err(e) = &saved {
+                tracing::warn!(path = %path.display(), error = %e, "HNSW graph not saved");
             }
+            tracing::info!(
+                chunks = i.vectors.len(),
+                seconds = ready,
+                origin = ?origin,
+                saved = saved.unwrap_or(false),
+                save_seconds = saving.elapsed().as_secs_f32(),
+                "HNSW graph ready"
+            );
         });
     if spawned.is_err() {
         tracing::warn!("no thread for the HNSW build; searches stay exact");
