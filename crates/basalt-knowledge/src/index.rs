@@ -18,16 +18,17 @@
 //! walk). A filter so narrow that the walk finds fewer than `k` chunks falls
 //! back to the int8 pass, which sees every chunk.
 //!
-//! The graph is saved to a file ([`VectorIndex::save_graph`]) and, at the next
-//! start, read back instead of built again ([`GraphJob::build`]): every
-//! chunk's vector is checked against the file's, chunks written since it was
-//! saved are patched in, and a file that holds a chunk the store no longer
-//! has (or cannot be read) is thrown away and the graph built afresh.
+//! The graph is saved to a file ([`save_graph`]) and, at the next start, read
+//! back instead of built again ([`GraphJob::build`]): every chunk's vector is
+//! checked against the file's, chunks written since it was saved are patched
+//! in, and a file that cannot be read, holds a chunk the store no longer has,
+//! or would need more than half its chunks patched is thrown away and the
+//! graph built afresh.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::{Map, Value};
 
@@ -113,8 +114,11 @@ pub struct VectorIndex {
     touched: Vec<i64>,
     /// The graph has changed since it was last saved.
     graph_dirty: AtomicBool,
-    /// Held while the graph is being saved: a second save waits for the first.
-    saving: std::sync::Mutex<()>,
+    /// Held while the graph is being saved (and while it is retired): a
+    /// second save waits for the first. Shared, so it outlives a lock guard.
+    saving: Arc<Mutex<()>>,
+    /// The knowledge base is gone: its graph is never saved again.
+    retired: AtomicBool,
 }
 
 /// Everything a graph build needs, copied out of the index so the build holds
@@ -299,36 +303,33 @@ impl VectorIndex {
         }
     }
 
-    /// Saves the graph to `path` (through a synced temporary file, so the
-    /// path always holds a whole graph) if it changed since it was last saved;
-    /// waits for a save already under way. Whether it wrote one.
-    pub fn save_graph(&self, path: &Path) -> std::io::Result<bool> {
+    /// Writes the graph to `tmp` if it changed since it was last saved (and
+    /// its knowledge base is not retired), checking the file's length. Whether
+    /// it wrote one. The caller holds [`VectorIndex::saving`].
+    fn write_graph(&self, tmp: &Path) -> std::io::Result<bool> {
         let Some(ann) = &self.ann else {
             return Ok(false);
         };
-        let _saving = self
-            .saving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !self.graph_dirty.swap(false, Ordering::Relaxed) {
+        if self.retired.load(Ordering::Relaxed) || !self.graph_dirty.swap(false, Ordering::Relaxed)
+        {
             return Ok(false);
         }
         let written = (|| {
-            if let Some(dir) = path.parent() {
+            if let Some(dir) = tmp.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("tmp");
             let name = tmp
                 .to_str()
                 .ok_or_else(|| std::io::Error::other("the data directory's path is not UTF-8"))?;
             ann.save(name)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            // On disk before it takes the name: a power cut cannot leave a
-            // torn graph there (a torn one could hold links out of bounds).
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
+            // usearch does not report a failed final flush (a full disk).
+            let len = std::fs::metadata(tmp)?.len();
+            if len != ann.serialized_length() as u64 {
+                return Err(std::io::Error::other(format!(
+                    "wrote {len} of {} bytes",
+                    ann.serialized_length()
+                )));
             }
             Ok(())
         })();
@@ -526,6 +527,55 @@ impl VectorIndex {
         }
         best
     }
+}
+
+/// Saves the HNSW graph of the index behind `lock` to `path` if it changed
+/// since it was last saved, waiting for a save already under way. Whether it
+/// wrote one. The read lock is held only while the graph is written to a
+/// temporary file (writers wait that long; searches do not); the file is
+/// synced and then renamed to `path`, so `path` always holds a whole graph
+/// (a torn one could hold links out of bounds).
+pub fn save_graph(lock: &RwLock<KbIndex>, path: &Path) -> std::io::Result<bool> {
+    let poisoned = || std::io::Error::other("the index lock was poisoned");
+    let saving = Arc::clone(&lock.read().map_err(|_| poisoned())?.vectors.saving);
+    let _one = saving.lock().unwrap_or_else(PoisonError::into_inner);
+    let tmp = path.with_extension("tmp");
+    if !lock
+        .read()
+        .map_err(|_| poisoned())?
+        .vectors
+        .write_graph(&tmp)?
+    {
+        return Ok(false);
+    }
+    let moved = (|| {
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if moved.is_err() {
+        if let Ok(i) = lock.read() {
+            i.vectors.graph_dirty.store(true, Ordering::Relaxed);
+        }
+    }
+    moved.map(|()| true)
+}
+
+/// Deletes the saved graph of a knowledge base being deleted, and makes sure
+/// no save still under way (a build, the end of a job) writes it back.
+pub fn retire_graph(lock: &RwLock<KbIndex>, path: &Path) {
+    let Ok(saving) = lock.read().map(|i| Arc::clone(&i.vectors.saving)) else {
+        return;
+    };
+    let _one = saving.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Ok(i) = lock.read() {
+        i.vectors.retired.store(true, Ordering::Relaxed);
+    }
+    let _ = std::fs::remove_file(path.with_extension("tmp"));
+    let _ = std::fs::remove_file(path);
 }
 
 /// int8 codes of a vector and the scale that restores it.
@@ -765,6 +815,17 @@ mod tests {
         idx
     }
 
+    /// Saves `idx`'s graph as the knowledge base's lock would.
+    fn save(idx: &mut VectorIndex, path: &Path) -> bool {
+        let kb = RwLock::new(KbIndex {
+            vectors: std::mem::take(idx),
+            words: WordIndex::new(),
+        });
+        let wrote = save_graph(&kb, path).unwrap();
+        *idx = kb.into_inner().unwrap().vectors;
+        wrote
+    }
+
     #[test]
     fn a_saved_graph_is_read_back_patched_or_refused() {
         let (d, n) = (16, 300);
@@ -779,11 +840,8 @@ mod tests {
         let built = idx.graph_job().unwrap().build(Some(&path)).unwrap();
         assert_eq!(built.1, GraphOrigin::Built);
         idx.install_graph(Some(built));
-        assert!(idx.save_graph(&path).unwrap());
-        assert!(
-            !idx.save_graph(&path).unwrap(),
-            "unchanged: not saved again"
-        );
+        assert!(save(&mut idx, &path));
+        assert!(!save(&mut idx, &path), "unchanged: not saved again");
         assert!(!dir.join("kb.tmp").exists());
 
         // The same chunks: read back as saved, and searches walk it.
@@ -792,10 +850,7 @@ mod tests {
         assert_eq!(read.1, GraphOrigin::Saved);
         idx.install_graph(Some(read));
         assert!(idx.is_approximate());
-        assert!(
-            !idx.save_graph(&path).unwrap(),
-            "read back as saved: not dirty"
-        );
+        assert!(!save(&mut idx, &path), "read back as saved: not dirty");
         for (i, v) in vectors.iter().enumerate().step_by(37) {
             assert_eq!(idx.search(v, 1, None)[0].0, i as i64);
         }
@@ -813,7 +868,7 @@ mod tests {
         for id in [7, n, n + 1] {
             assert_eq!(idx.search(&more[id], 1, None)[0].0, id as i64);
         }
-        assert!(idx.save_graph(&path).unwrap(), "patched: saved again");
+        assert!(save(&mut idx, &path), "patched: saved again");
 
         // A chunk the file has but the store lost: the graph is built again.
         let fewer = &more[..n];
@@ -829,13 +884,24 @@ mod tests {
         let g = small.graph_job().unwrap().build(None);
         small.install_graph(g);
         let eight = dir.join("eight.usearch");
-        assert!(small.save_graph(&eight).unwrap());
+        assert!(save(&mut small, &eight));
         std::fs::copy(&eight, &path).unwrap();
         let job = index_of(d, &vectors).graph_job().unwrap();
         assert_eq!(job.build(Some(&path)).unwrap().1, GraphOrigin::Built);
         std::fs::write(&path, b"not a graph").unwrap();
         let job = index_of(d, &vectors).graph_job().unwrap();
         assert_eq!(job.build(Some(&path)).unwrap().1, GraphOrigin::Built);
+
+        // A retired knowledge base's graph is deleted and never saved again.
+        let kb = RwLock::new(KbIndex {
+            vectors: small,
+            words: WordIndex::new(),
+        });
+        kb.write().unwrap().vectors.remove(3);
+        retire_graph(&kb, &eight);
+        assert!(!eight.exists());
+        assert!(!save_graph(&kb, &eight).unwrap());
+        assert!(!eight.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -193,7 +193,13 @@ impl Knowledge {
         // a restart does not wait for it.
         let warm = Arc::clone(&me);
         tokio::spawn(async move {
-            let kbs = db::list_kbs(&warm.store).unwrap_or_default();
+            let kbs = match db::list_kbs(&warm.store) {
+                Ok(kbs) => kbs,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "knowledge bases not listed; indexes load on first use");
+                    return;
+                }
+            };
             warm.remove_orphan_graphs(&kbs);
             for kb in kbs {
                 if let Err(e) = warm.index(&kb).await {
@@ -302,10 +308,15 @@ impl Knowledge {
         }
         db::delete_kb(&self.store, id)?;
         let mut indexes = self.indexes_lock()?;
-        indexes.ready.remove(id);
+        let index = indexes.ready.remove(id);
         indexes.loading.remove(id);
         drop(indexes);
-        let _ = std::fs::remove_file(self.graph_path(id));
+        match index {
+            Some(idx) => index::retire_graph(&idx, &self.graph_path(id)),
+            None => {
+                let _ = std::fs::remove_file(self.graph_path(id));
+            }
+        }
         kb.status = "DELETING".into();
         Ok(kb)
     }
@@ -773,12 +784,10 @@ impl Knowledge {
             .collect();
         drop(indexes);
         for (id, idx) in ready {
-            let Ok(i) = idx.read() else { continue };
             let started = std::time::Instant::now();
-            match i.vectors.save_graph(&self.graph_path(&id)) {
+            match index::save_graph(&idx, &self.graph_path(&id)) {
                 Ok(true) => tracing::info!(
                     knowledge_base = %id,
-                    chunks = i.vectors.len(),
                     seconds = started.elapsed().as_secs_f32(),
                     "HNSW graph saved"
                 ),
@@ -788,8 +797,8 @@ impl Knowledge {
         }
     }
 
-    /// Deletes saved graphs of knowledge bases that no longer exist (one
-    /// deleted while its graph was being saved).
+    /// Deletes saved graphs (and temporary files) of knowledge bases that no
+    /// longer exist, e.g. one deleted while the server was down mid-save.
     fn remove_orphan_graphs(&self, kbs: &[KnowledgeBase]) {
         let Ok(entries) = std::fs::read_dir(&self.graph_dir) else {
             return;
@@ -803,7 +812,7 @@ impl Knowledge {
             let ours = path
                 .extension()
                 .is_some_and(|e| e == "usearch" || e == "tmp");
-            if ours && (!known || path.extension().is_some_and(|e| e == "tmp")) {
+            if ours && !known {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -1028,16 +1037,15 @@ fn build_graph(idx: &Arc<RwLock<KbIndex>>, job: Option<index::GraphJob>, path: s
             i.vectors.install_graph(graph);
             let Some(origin) = origin else { return };
             let ready = started.elapsed().as_secs_f32();
-            // Save under a read lock: searches go on meanwhile.
+            let chunks = i.vectors.len();
             drop(i);
-            let Ok(i) = idx.read() else { return };
             let saving = std::time::Instant::now();
-            let saved = i.vectors.save_graph(&path);
+            let saved = index::save_graph(&idx, &path);
             if let Err(e) = &saved {
                 tracing::warn!(path = %path.display(), error = %e, "HNSW graph not saved");
             }
             tracing::info!(
-                chunks = i.vectors.len(),
+                chunks,
                 seconds = ready,
                 origin = ?origin,
                 saved = saved.unwrap_or(false),
