@@ -24,33 +24,127 @@ EMBED = "sentence-transformers.all-minilm-l6-v2"
 ROLE = "arn:aws:iam::000000000000:role/bench"
 
 
-def parse_cisi(d: Path):
-    docs, queries, rel = {}, {}, {}
-    for rec in re.split(r"^\.I ", (d / "CISI.ALL").read_text(errors="replace"), flags=re.M)[1:]:
-        doc_id, _, body = rec.partition("\n")
-        fields = dict(re.findall(r"^\.([TAWX])\n(.*?)(?=^\.[TAWXI] ?|\Z)", body, flags=re.M | re.S))
-        docs[doc_id.strip()] = " ".join(f"{fields.get(k, '').strip()}" for k in "TW").strip()
-    for rec in re.split(r"^\.I ", (d / "CISI.QRY").read_text(errors="replace"), flags=re.M)[1:]:
-        qid, _, body = rec.partition("\n")
-        m = re.search(r"^\.W\n(.*?)(?=^\.[TAWBI] ?|\Z)", body, flags=re.M | re.S)
-        queries[qid.strip()] = " ".join((m.group(1) if m else body).split())
-    for line in (d / "CISI.REL").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            rel.setdefault(parts[0], set()).add(parts[1])
-    return docs, {q: t for q, t in queries.items() if q in rel}, rel
+class Collection:
+    """A test collection: documents (id -> text, and titles where it has
+    them), queries that have judgments (id -> text), and judgments
+    (query id -> {document id: graded relevance > 0})."""
+
+    def __init__(self, name, docs, titles, queries, rel):
+        self.name, self.docs, self.titles, self.queries, self.rel = name, docs, titles, queries, rel
+        if not docs or not queries:
+            raise SystemExit(f"{name}: no documents or no judged queries were read")
+
+    def short_texts(self) -> list[str]:
+        """Distinct short texts for timed queries: the titles, or each
+        document's first ten words."""
+        seen, out = set(), []
+        for d, text in self.docs.items():
+            t = self.titles.get(d) or " ".join(text.split()[:10])
+            if t and t not in seen:
+                seen.add(t)
+                out.append(t)
+        return out
 
 
-def metrics(ranking: list[str], relevant: set[str]):
-    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranking[:10]) if d in relevant)
-    idcg = sum(1 / math.log2(i + 2) for i in range(min(10, len(relevant))))
-    recall = len(set(ranking[:10]) & relevant) / len(relevant)
+def _find(d: Path, patterns: list[str]) -> Path | None:
+    for pattern in patterns:
+        hits = sorted(p for p in d.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, flags=re.I))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _smart_records(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """Records of a SMART/Glasgow file (`.I id`, then `.T`, `.W`, ... fields)."""
+    out = []
+    for rec in re.split(r"^\.I\s+", path.read_text(errors="replace"), flags=re.M)[1:]:
+        rid, _, body = rec.partition("\n")
+        fields = {}
+        for tag, text in re.findall(r"^\.([A-Z])\s*\n(.*?)(?=^\.[A-Z]\s*$|\Z)", body, flags=re.M | re.S):
+            fields[tag] = (fields.get(tag, "") + " " + text).strip()
+        out.append((rid.strip(), fields))
+    return out
+
+
+def _judgments(path: Path) -> dict[str, dict[str, float]]:
+    """Relevance judgments: `qid docid ...` lines (CISI, CACM, CRAN), or TREC
+    qrels `qid iter docid grade` (the second column all zeros), or a BEIR
+    `query-id corpus-id score` TSV. Only grades above zero count."""
+    rows = [line.split() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    headed = bool(rows) and not rows[0][-1].lstrip("-").replace(".", "", 1).isdigit()
+    if headed:
+        rows = rows[1:]
+    trec = len(rows) > 1 and all(len(r) == 4 and r[1] == "0" for r in rows) and any(r[3] != "0" for r in rows)
+    rel: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if len(r) < 2:
+            continue
+        if trec:
+            qid, did, grade = r[0], r[2], float(r[3])
+        elif headed and len(r) >= 3:
+            qid, did, grade = r[0], r[1], float(r[2])
+        else:  # listed = relevant (CRAN's third column ranks 1-4; -1 is not relevant)
+            qid, did, grade = r[0], r[1], 1.0 if len(r) != 3 or float(r[2]) > 0 else 0.0
+        if grade > 0:
+            rel.setdefault(qid.lstrip("0") or "0", {})[did.lstrip("0") or "0"] = grade
+    return rel
+
+
+def load_collection(d: Path) -> Collection:
+    """A test collection in SMART/Glasgow form (CISI, CACM, MED, CRAN, ...:
+    `*.ALL`, `*.QRY`, `*.REL` or `qrels*`) or BEIR form (`corpus.jsonl`,
+    `queries.jsonl`, `qrels/test.tsv`). Ids are compared without leading
+    zeros. A SMART document is its title and abstract (`.T`, `.W`)."""
+    norm = lambda i: i.lstrip("0") or "0"
+    if (d / "corpus.jsonl").exists():
+        docs, titles, queries = {}, {}, {}
+        for line in (d / "corpus.jsonl").read_text().splitlines():
+            if line.strip():
+                o = json.loads(line)
+                docs[norm(str(o["_id"]))] = " ".join(x for x in (o.get("title", ""), o.get("text", "")) if x)
+                titles[norm(str(o["_id"]))] = o.get("title", "")
+        for line in (d / "queries.jsonl").read_text().splitlines():
+            if line.strip():
+                o = json.loads(line)
+                queries[norm(str(o["_id"]))] = o["text"]
+        qrels = _find(d / "qrels", [r"test\.tsv", r".*\.tsv"]) if (d / "qrels").is_dir() else None
+        if qrels is None:
+            raise SystemExit(f"{d}: a BEIR collection needs qrels/test.tsv")
+        rel = _judgments(qrels)
+    else:
+        all_, qry, rl = (_find(d, pats) for pats in (
+            [r".*\.all(\.\d+)?"], [r".*\.qry(\.\w+)?"], [r".*\.rel", r"qrels.*", r".*qrel.*"]))
+        if not (all_ and qry and rl):
+            raise SystemExit(f"{d}: expected a SMART/Glasgow collection (*.ALL, *.QRY, *.REL) "
+                             "or a BEIR one (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+        docs, titles = {}, {}
+        for rid, f in _smart_records(all_):
+            docs[norm(rid)] = f"{f.get('T', '')} {f.get('W', '')}".strip()
+            titles[norm(rid)] = " ".join(f.get("T", "").split())
+        # Queries are numbered by position in some collections (CRAN) and
+        # judged by that number, so both are tried.
+        records = _smart_records(qry)
+        rel = _judgments(rl)
+        by_id = {norm(rid): " ".join((f.get("W") or " ".join(f.values())).split()) for rid, f in records}
+        by_pos = {str(n): " ".join((f.get("W") or " ".join(f.values())).split()) for n, (_, f) in enumerate(records, 1)}
+        queries = by_id if len(rel.keys() & by_id.keys()) >= len(rel.keys() & by_pos.keys()) else by_pos
+    rel = {q: {dd: g for dd, g in j.items() if dd in docs} for q, j in rel.items()}
+    queries = {q: t for q, t in queries.items() if rel.get(q) and t}
+    return Collection(d.name, docs, titles, queries, rel)
+
+
+def metrics(ranking: list[str], judged: dict[str, float]):
+    """nDCG@10 (graded gains), recall@10 and average precision (top 100)."""
+    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:10]))
+    ideal = sorted(judged.values(), reverse=True)[:10]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    recall = len(set(ranking[:10]) & judged.keys()) / len(judged)
     hits, ap = 0, 0.0
     for i, d in enumerate(ranking):
-        if d in relevant:
+        if d in judged:
             hits += 1
             ap += hits / (i + 1)
-    return dcg / idcg, recall, ap / len(relevant)
+    return dcg / idcg, recall, ap / len(judged)
 
 
 def summarize(name, per_query):
@@ -158,28 +252,32 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def doc_ranking(resp) -> list[str]:
-    """CISI document ids in a Retrieve answer's order; a document's first
-    chunk counts, later ones are skipped."""
+def doc_ranking(resp, ids: dict[str, str]) -> list[str]:
+    """Document ids (by file stem in `ids`) in a Retrieve answer's order; a
+    document's first chunk counts, later ones are skipped."""
     ranking = []
     for r in resp["retrievalResults"]:
-        d = r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")
+        d = ids[r["location"]["s3Location"]["uri"].rsplit("/", 1)[1].removesuffix(".txt")]
         if d not in ranking:
             ranking.append(d)
     return ranking
 
 
-def cisi(args, out):
+def quality(args, out):
     import bm25s
 
-    docs, queries, rel = parse_cisi(Path(args.cisi))
-    root = Path(tempfile.mkdtemp(prefix="cisi-"))
-    for doc_id, text in docs.items():
-        (root / f"{doc_id}.txt").write_text(text)
-    srv = Server(args.bin, args.embed_model, args.threads, {"cisi": root}, args.rerank_model)
+    coll = load_collection(Path(args.collection))
+    docs, queries, rel = coll.docs, coll.queries, coll.rel
+    root = Path(tempfile.mkdtemp(prefix="collection-"))
+    # Files named by position: a collection's ids need not be valid file names.
+    stems = {}
+    for n, (doc_id, text) in enumerate(docs.items()):
+        stems[f"d{n:07d}"] = doc_id
+        (root / f"d{n:07d}.txt").write_text(text)
+    srv = Server(args.bin, args.embed_model, args.threads, {"collection": root}, args.rerank_model)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
-        kb, ds = kb_with_source(agent, "cisi", {"type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::cisi"}})
+        kb, ds = kb_with_source(agent, "quality", {"type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::collection"}})
         t0 = time.monotonic()
         job = agent.start_ingestion_job(knowledgeBaseId=kb, dataSourceId=ds)["ingestionJob"]["ingestionJobId"]
         job = wait_job(agent, kb, ds, job)
@@ -195,7 +293,7 @@ def cisi(args, out):
                 resp = rt.retrieve(knowledgeBaseId=kb, retrievalQuery={"text": text},
                                    retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 100, "overrideSearchType": search}})
                 lat.append((time.perf_counter() - t) * 1000)
-                ranking = doc_ranking(resp)
+                ranking = doc_ranking(resp, stems)
                 per_query.append(metrics(ranking, rel[qid]))
                 if search == "HYBRID":
                     hybrid[qid] = ranking
@@ -213,7 +311,7 @@ def cisi(args, out):
                         "rerankingConfiguration": {"type": "BEDROCK_RERANKING_MODEL", "bedrockRerankingConfiguration": {
                             "modelConfiguration": {"modelArn": "reranker"}}}}})
                 lat.append((time.perf_counter() - t) * 1000)
-                ranking = doc_ranking(resp)
+                ranking = doc_ranking(resp, stems)
                 ranking += [d for d in hybrid[qid] if d not in ranking]
                 per_query.append(metrics(ranking, rel[qid]))
             results[name] = per_query
@@ -233,13 +331,13 @@ def cisi(args, out):
         results["bm25s (peer)"] = per_query
         latencies["bm25s (peer)"] = lat
         stats = job["statistics"]
-        out.append(f"CISI: {len(docs)} documents, {len(queries)} judged queries; ingested through an S3 data source "
+        out.append(f"{coll.name}: {len(docs)} documents, {len(queries)} judged queries; ingested through an S3 data source "
                    f"(default chunking) in {ingest_s:.1f} s ({stats['numberOfNewDocumentsIndexed']} documents indexed, "
                    f"{stats['numberOfDocumentsFailed']} failed); bm25s indexed in {peer_index_s * 1000:.0f} ms.\n")
         out.append("| method | nDCG@10 | recall@10 | MAP (top 100) |\n|---|---|---|---|")
         for name, per_query in results.items():
             out.append(summarize(name, per_query))
-        out.append("\n| method | p50 ms | p95 ms (client-side, 76 queries, numberOfResults 100) |\n|---|---|---|")
+        out.append(f"\n| method | p50 ms | p95 ms (client-side, {len(queries)} queries, numberOfResults 100) |\n|---|---|---|")
         for name, lat in latencies.items():
             out.append(f"| {name} | {statistics.median(lat):.1f} | {pct(lat, 95):.1f} |")
     finally:
@@ -248,21 +346,17 @@ def cisi(args, out):
 
 
 def scale(args, out):
-    """Chunks are 16-word windows of CISI abstracts (real English, so BM25 sees
-    real term statistics), repeated at different offsets to reach each size.
-    Queries are CISI document titles, each used at most once per server, so
-    every "new" query is embedded; then the same 50 titles are asked again,
+    """Chunks are 16-word windows of the collection's documents (real text, so
+    BM25 sees real term statistics), repeated at different offsets to reach
+    each size. Queries are its document titles (or first words), each used at
+    most once per server, so every "new" query is embedded; then the same 50
+    are asked again,
     when basalt's query cache skips the embedder, which times the search
     itself (plus HTTP and boto3); then again with a plain keep-alive HTTP
     client ("raw"), which leaves out boto3's own few milliseconds a call."""
-    docs, _, _ = parse_cisi(Path(args.cisi))
-    texts = [d.split() for d in docs.values() if len(d.split()) >= 20]
-    titles = []
-    for rec in re.split(r"^\.I ", (Path(args.cisi) / "CISI.ALL").read_text(errors="replace"), flags=re.M)[1:]:
-        m = re.search(r"^\.T\n(.*?)(?=^\.[AWXBI] ?)", rec, flags=re.M | re.S)
-        if m and " ".join(m.group(1).split()) not in titles:
-            titles.append(" ".join(m.group(1).split()))
-    fresh = iter(titles)
+    coll = load_collection(Path(args.collection))
+    texts = [d.split() for d in coll.docs.values() if len(d.split()) >= 20]
+    fresh = iter(coll.short_texts())
     srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"},
                  hnsw_from_chunks=args.hnsw_from_chunks)
     try:
@@ -344,18 +438,19 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True)
     p.add_argument("--embed-model", required=True)
-    p.add_argument("--cisi", required=True)
+    p.add_argument("--collection", "--cisi", required=True,
+                   help="a test collection directory: SMART/Glasgow (*.ALL, *.QRY, *.REL) or BEIR (corpus.jsonl, ...)")
     p.add_argument("--scales", default="1000,10000")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rerank-model", help="GGUF of a text model: adds HYBRID + rerank to the CISI run")
+    p.add_argument("--rerank-model", help="GGUF of a text model: adds HYBRID + rerank to the quality run")
     p.add_argument("--rerank-top", type=int, default=20)
-    p.add_argument("--skip-cisi", action="store_true")
+    p.add_argument("--skip-quality", "--skip-cisi", action="store_true")
     p.add_argument("--hnsw-from-chunks", type=int, default=50_000,
                    help="the server's knowledge.hnsw_from_chunks (scales from it on time the graph and a restart)")
     args = p.parse_args()
     out = [f"machine: {platform.machine()}, {os.cpu_count()} vCPUs, {platform.platform()}; embedding threads {args.threads}\n"]
-    if not args.skip_cisi:
-        cisi(args, out)
+    if not args.skip_quality:
+        quality(args, out)
     if args.scales:
         scale(args, out)
     print("\n".join(out))
