@@ -84,5 +84,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f64::from(total.saturating_sub(parallel)) / decode,
         end.duration_since(start).as_secs_f64()
     );
+    println!(
+        "decode steps {}",
+        engine
+            .stats()
+            .decode_steps
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     Ok(())
 }
