@@ -66,6 +66,11 @@ def _smart_records(path: Path) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
+def _norm(i: str) -> str:
+    """An id without leading zeros (judgment files pad some, ALL files not)."""
+    return i.lstrip("0") or "0"
+
+
 def _judgments(path: Path) -> dict[str, dict[str, float]]:
     """Relevance judgments: `qid docid ...` lines (CISI, CACM, CRAN), or TREC
     qrels `qid iter docid grade` (the second column all zeros), or a BEIR
@@ -86,7 +91,7 @@ def _judgments(path: Path) -> dict[str, dict[str, float]]:
         else:  # listed = relevant (CRAN's third column ranks 1-4; -1 is not relevant)
             qid, did, grade = r[0], r[1], 1.0 if len(r) != 3 or float(r[2]) > 0 else 0.0
         if grade > 0:
-            rel.setdefault(qid.lstrip("0") or "0", {})[did.lstrip("0") or "0"] = grade
+            rel.setdefault(_norm(qid), {})[_norm(did)] = grade
     return rel
 
 
@@ -95,18 +100,17 @@ def load_collection(d: Path) -> Collection:
     `*.ALL`, `*.QRY`, `*.REL` or `qrels*`) or BEIR form (`corpus.jsonl`,
     `queries.jsonl`, `qrels/test.tsv`). Ids are compared without leading
     zeros. A SMART document is its title and abstract (`.T`, `.W`)."""
-    norm = lambda i: i.lstrip("0") or "0"
     if (d / "corpus.jsonl").exists():
         docs, titles, queries = {}, {}, {}
         for line in (d / "corpus.jsonl").read_text().splitlines():
             if line.strip():
                 o = json.loads(line)
-                docs[norm(str(o["_id"]))] = " ".join(x for x in (o.get("title", ""), o.get("text", "")) if x)
-                titles[norm(str(o["_id"]))] = o.get("title", "")
+                docs[_norm(str(o["_id"]))] = " ".join(x for x in (o.get("title", ""), o.get("text", "")) if x)
+                titles[_norm(str(o["_id"]))] = o.get("title", "")
         for line in (d / "queries.jsonl").read_text().splitlines():
             if line.strip():
                 o = json.loads(line)
-                queries[norm(str(o["_id"]))] = o["text"]
+                queries[_norm(str(o["_id"]))] = o["text"]
         qrels = _find(d / "qrels", [r"test\.tsv", r".*\.tsv"]) if (d / "qrels").is_dir() else None
         if qrels is None:
             raise SystemExit(f"{d}: a BEIR collection needs qrels/test.tsv")
@@ -119,14 +123,15 @@ def load_collection(d: Path) -> Collection:
                              "or a BEIR one (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
         docs, titles = {}, {}
         for rid, f in _smart_records(all_):
-            docs[norm(rid)] = f"{f.get('T', '')} {f.get('W', '')}".strip()
-            titles[norm(rid)] = " ".join(f.get("T", "").split())
+            docs[_norm(rid)] = f"{f.get('T', '')} {f.get('W', '')}".strip()
+            titles[_norm(rid)] = " ".join(f.get("T", "").split())
         # Queries are numbered by position in some collections (CRAN) and
         # judged by that number, so both are tried.
         records = _smart_records(qry)
         rel = _judgments(rl)
-        by_id = {norm(rid): " ".join((f.get("W") or " ".join(f.values())).split()) for rid, f in records}
-        by_pos = {str(n): " ".join((f.get("W") or " ".join(f.values())).split()) for n, (_, f) in enumerate(records, 1)}
+        texts = [(rid, " ".join((f.get("W") or " ".join(f.values())).split())) for rid, f in records]
+        by_id = {_norm(rid): text for rid, text in texts}
+        by_pos = {str(n): text for n, (_, text) in enumerate(texts, 1)}
         queries = by_id if len(rel.keys() & by_id.keys()) >= len(rel.keys() & by_pos.keys()) else by_pos
     rel = {q: {dd: g for dd, g in j.items() if dd in docs} for q, j in rel.items()}
     queries = {q: t for q, t in queries.items() if rel.get(q) and t}

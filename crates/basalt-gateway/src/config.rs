@@ -47,8 +47,9 @@ pub struct KnowledgeConfig {
     /// `bucketArn = "arn:aws:s3:::docs"` reads `buckets.docs`, a local
     /// directory (a path) or an S3-compatible endpoint (a table).
     pub buckets: std::collections::BTreeMap<String, BucketConfig>,
-    /// A knowledge base with at least this many chunks answers vector searches
-    /// from an HNSW graph (saved under `<data_dir>/hnsw/`) instead of a scan.
+    /// Once a knowledge base has this many chunks, an HNSW graph (saved under
+    /// `<data_dir>/hnsw/`) is built for it and answers its vector searches
+    /// instead of a scan, from then on.
     pub hnsw_from_chunks: usize,
 }
 

@@ -641,16 +641,7 @@ impl Knowledge {
     /// Appends the in-memory indexes' gauges (Prometheus text): chunks per
     /// knowledge base, and whether its HNSW graph answers vector searches.
     pub fn render_metrics(&self, out: &mut String) {
-        let Ok(indexes) = self.indexes_lock() else {
-            return;
-        };
-        let mut ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
-            .ready
-            .iter()
-            .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
-            .collect();
-        drop(indexes);
-        ready.sort_by(|a, b| a.0.cmp(&b.0));
+        let ready = self.ready_indexes(None);
         // (id, chunks, graph in use). An index busy with a long write (a graph
         // being installed) is left out of this scrape rather than stalling it.
         let rows: Vec<(String, usize, bool)> = ready
@@ -676,6 +667,23 @@ impl Knowledge {
             "knowledge_base",
             rows.iter().map(|(id, _, graph)| (id, u8::from(*graph))),
         );
+    }
+
+    /// The loaded indexes (only `kb_id`'s, if given), by knowledge-base id,
+    /// taken out of the registry so its lock is not held while they are read.
+    fn ready_indexes(&self, kb_id: Option<&str>) -> Vec<(String, Arc<RwLock<KbIndex>>)> {
+        let Ok(indexes) = self.indexes_lock() else {
+            return Vec::new();
+        };
+        let mut ready: Vec<_> = indexes
+            .ready
+            .iter()
+            .filter(|(id, _)| kb_id.is_none_or(|k| k == id.as_str()))
+            .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
+            .collect();
+        drop(indexes);
+        ready.sort_by(|a, b| a.0.cmp(&b.0));
+        ready
     }
 
     /// An empty index for vectors of `model`.
@@ -773,17 +781,7 @@ impl Knowledge {
     /// the server stops, and after an ingestion job), so the next start reads
     /// them instead of building them again. Blocking: seconds per million chunks.
     pub fn save_graphs(&self, kb_id: Option<&str>) {
-        let Ok(indexes) = self.indexes_lock() else {
-            return;
-        };
-        let ready: Vec<(String, Arc<RwLock<KbIndex>>)> = indexes
-            .ready
-            .iter()
-            .filter(|(id, _)| kb_id.is_none_or(|k| k == id.as_str()))
-            .map(|(id, idx)| (id.clone(), Arc::clone(idx)))
-            .collect();
-        drop(indexes);
-        for (id, idx) in ready {
+        for (id, idx) in self.ready_indexes(kb_id) {
             let started = std::time::Instant::now();
             match index::save_graph(&idx, &self.graph_path(&id)) {
                 Ok(true) => tracing::info!(
