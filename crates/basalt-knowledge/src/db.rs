@@ -24,6 +24,17 @@ fn with<T>(
         .map_err(internal)
 }
 
+/// Runs a read on one of the store's read-only connections: it does not wait
+/// for a write under way (a large document being committed).
+fn read<T>(
+    store: &Store,
+    f: impl FnOnce(&Connection) -> basalt_store::rusqlite::Result<T>,
+) -> Result<T> {
+    store
+        .read(|c| f(c).map_err(basalt_store::StoreError::from))
+        .map_err(internal)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(internal)
 }
@@ -74,7 +85,7 @@ pub fn update_kb(store: &Store, kb: &KnowledgeBase) -> Result<bool> {
 }
 
 pub fn get_kb(store: &Store, id: &str) -> Result<Option<KnowledgeBase>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row(
             "SELECT config FROM knowledge_bases WHERE id = ?1",
             [id],
@@ -85,7 +96,7 @@ pub fn get_kb(store: &Store, id: &str) -> Result<Option<KnowledgeBase>> {
 }
 
 pub fn list_kbs(store: &Store) -> Result<Vec<KnowledgeBase>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt =
             c.prepare("SELECT config FROM knowledge_bases ORDER BY created_at_ms, id")?;
         let rows = stmt.query_map([], |r| from_json(&r.get::<_, String>(0)?))?;
@@ -142,7 +153,7 @@ pub fn update_ds(store: &Store, ds: &DataSource) -> Result<bool> {
 }
 
 pub fn get_ds(store: &Store, kb_id: &str, id: &str) -> Result<Option<DataSource>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row(
             "SELECT config FROM data_sources WHERE kb_id = ?1 AND id = ?2",
             [kb_id, id],
@@ -153,7 +164,7 @@ pub fn get_ds(store: &Store, kb_id: &str, id: &str) -> Result<Option<DataSource>
 }
 
 pub fn list_ds(store: &Store, kb_id: &str) -> Result<Vec<DataSource>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt = c.prepare(
             "SELECT config FROM data_sources WHERE kb_id = ?1 ORDER BY created_at_ms, id",
         )?;
@@ -231,7 +242,7 @@ fn job_from_row(
 const JOB_COLUMNS: &str = "id, kb_id, ds_id, description, status, statistics, failure_reasons, started_at_ms, updated_at_ms";
 
 pub fn get_job(store: &Store, ds_id: &str, id: &str) -> Result<Option<IngestionJob>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row(
             &format!("SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE ds_id = ?1 AND id = ?2"),
             [ds_id, id],
@@ -242,7 +253,7 @@ pub fn get_job(store: &Store, ds_id: &str, id: &str) -> Result<Option<IngestionJ
 }
 
 pub fn list_jobs(store: &Store, ds_id: &str) -> Result<Vec<IngestionJob>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt = c.prepare(&format!(
             "SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE ds_id = ?1 ORDER BY started_at_ms, id"
         ))?;
@@ -253,7 +264,7 @@ pub fn list_jobs(store: &Store, ds_id: &str) -> Result<Vec<IngestionJob>> {
 
 /// Jobs a crash or restart interrupted.
 pub fn unfinished_jobs(store: &Store) -> Result<Vec<IngestionJob>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt = c.prepare(&format!(
             "SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE status IN ('STARTING', 'IN_PROGRESS') ORDER BY started_at_ms"
         ))?;
@@ -273,7 +284,7 @@ pub struct NewChunk {
 }
 
 pub fn document_hashes(store: &Store, ds_id: &str) -> Result<Vec<(String, String)>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt =
             c.prepare("SELECT doc_key, content_hash FROM kb_documents WHERE ds_id = ?1")?;
         let rows = stmt.query_map([ds_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -283,7 +294,7 @@ pub fn document_hashes(store: &Store, ds_id: &str) -> Result<Vec<(String, String
 
 /// The content hash a document was indexed with (empty after a failure).
 pub fn document_hash(store: &Store, ds_id: &str, key: &str) -> Result<Option<String>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row(
             "SELECT content_hash FROM kb_documents WHERE ds_id = ?1 AND doc_key = ?2",
             [ds_id, key],
@@ -422,7 +433,7 @@ fn doc_from_row(
 }
 
 pub fn get_document(store: &Store, ds_id: &str, key: &str) -> Result<Option<DocumentRecord>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row(
             "SELECT kb_id, ds_id, doc_key, status, status_reason, updated_at_ms FROM kb_documents WHERE ds_id = ?1 AND doc_key = ?2",
             [ds_id, key],
@@ -438,7 +449,7 @@ pub fn list_documents(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<DocumentRecord>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt = c.prepare(
             "SELECT kb_id, ds_id, doc_key, status, status_reason, updated_at_ms FROM kb_documents
              WHERE ds_id = ?1 ORDER BY doc_key LIMIT ?2 OFFSET ?3",
@@ -452,7 +463,7 @@ pub fn list_documents(
 /// in-memory index).
 /// Every chunk of a knowledge base, for building its search index.
 pub fn kb_index_chunks(store: &Store, kb_id: &str) -> Result<Vec<IndexEntry>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt =
             c.prepare("SELECT id, metadata, embedding, text FROM kb_chunks WHERE kb_id = ?1")?;
         let rows = stmt.query_map([kb_id], |r| {
@@ -479,7 +490,7 @@ pub struct ChunkRow {
 }
 
 pub fn chunks(store: &Store, ids: &[i64]) -> Result<Vec<ChunkRow>> {
-    with(store, |c| {
+    read(store, |c| {
         let mut stmt = c.prepare_cached(
             "SELECT id, ds_id, doc_key, text, parent_text, metadata, location FROM kb_chunks WHERE id = ?1",
         )?;
@@ -507,7 +518,7 @@ pub fn chunks(store: &Store, ids: &[i64]) -> Result<Vec<ChunkRow>> {
 // ---------- RAG sessions ----------
 
 pub fn get_session(store: &Store, id: &str) -> Result<Option<Vec<(String, String)>>> {
-    with(store, |c| {
+    read(store, |c| {
         c.query_row("SELECT turns FROM rag_sessions WHERE id = ?1", [id], |r| {
             from_json(&r.get::<_, String>(0)?)
         })

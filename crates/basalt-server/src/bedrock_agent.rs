@@ -271,7 +271,8 @@ pub(crate) async fn delete_knowledge_base(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AwsError> {
-    let kb = state.knowledge.delete_knowledge_base(&id)?;
+    let knowledge = Arc::clone(&state.knowledge);
+    let kb = crate::blocking(move || knowledge.delete_knowledge_base(&id)).await?;
     Ok(accepted(
         json!({ "knowledgeBaseId": kb.id, "status": kb.status }),
     ))
@@ -547,7 +548,8 @@ pub(crate) async fn delete_data_source(
     State(state): State<AppState>,
     Path((kb_id, id)): Path<(String, String)>,
 ) -> Result<Response, AwsError> {
-    let ds = state.knowledge.delete_data_source(&kb_id, &id)?;
+    let knowledge = Arc::clone(&state.knowledge);
+    let ds = crate::blocking(move || knowledge.delete_data_source(&kb_id, &id)).await?;
     Ok(accepted(
         json!({ "knowledgeBaseId": ds.kb_id, "dataSourceId": ds.id, "status": ds.status }),
     ))

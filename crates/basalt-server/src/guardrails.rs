@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::bedrock_agent::{accepted, timestamp, ACCOUNT};
 use crate::error::AwsError;
-use crate::{parse_json, AppState};
+use crate::{blocking, parse_json, AppState};
 
 pub(crate) fn arn(id: &str) -> String {
     format!("arn:aws:bedrock:us-east-1:{ACCOUNT}:guardrail/{id}")
@@ -346,15 +346,6 @@ impl GuardrailBody {
 }
 
 // ---------- control plane ----------
-
-/// Runs blocking store work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("guardrail task failed: {e}")))?
-}
 
 pub(crate) async fn create_guardrail(
     State(state): State<AppState>,

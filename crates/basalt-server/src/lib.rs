@@ -48,6 +48,16 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         .map_err(|e| Error::validation(format!("The request body is not valid: {e}")))
 }
 
+/// Runs blocking work (store calls, deleting a large data source) on the
+/// blocking pool, so the async workers keep serving other requests.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("a blocking task failed: {e}")))?
+}
+
 async fn ping() -> &'static str {
     "ok"
 }

@@ -2,14 +2,21 @@
 //! record of every model invocation (metering) and the usage queries over it,
 //! and the knowledge-base tables (knowledge bases, data sources, ingestion jobs,
 //! documents, chunks with their text and vectors, RAG sessions), which
-//! `basalt-knowledge` reads and writes through [`Store::with_connection`], and
-//! the guardrails with their versions (`basalt-guardrails`).
+//! `basalt-knowledge` reads and writes through [`Store::with_connection`]
+//! (and reads through [`Store::read`]), and the guardrails with their
+//! versions (`basalt-guardrails`).
 //! Schema changes are numbered migrations applied at open.
+//!
+//! Writes go through one connection, one at a time. Reads that must not wait
+//! for them (a Retrieve's chunks while a large document is being written, an
+//! index loaded at start while metering records land) use read-only
+//! connections of their own: in WAL mode each sees the last committed state
+//! and neither blocks nor is blocked by the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 
 /// The SQLite binding the store uses, for crates that query its tables.
 pub use rusqlite;
@@ -199,8 +206,13 @@ pub struct IdempotentAnswer {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Idle read-only connections (see [`Store::read`]).
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
+
+/// Idle read-only connections kept open for the next reads.
+const IDLE_READERS: usize = 4;
 
 impl Store {
     /// Opens (creating if needed) `basalt.db` in `data_dir` and migrates it.
@@ -216,6 +228,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let store = Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
             path,
         };
         store.migrate()?;
@@ -236,6 +249,30 @@ impl Store {
     /// other store call). For crates that own a part of the schema's queries.
     pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         self.with(f)
+    }
+
+    /// Runs `f` on a read-only connection (blocking): it sees everything
+    /// committed before it starts and does not wait for a write under way,
+    /// nor holds one up. Reads run side by side, each on its own connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        out
     }
 
     fn migrate(&self) -> Result<()> {
@@ -405,6 +442,56 @@ mod tests {
             cost_usd: 0.5,
             status: status.into(),
         }
+    }
+
+    #[test]
+    fn a_read_neither_waits_for_a_write_under_way_nor_sees_it() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = std::env::temp_dir().join(format!("basalt-store-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        store.record(&inv("a", "m1", 1000, "ok")).unwrap();
+        let status = |store: &Store| {
+            store.read(|c| {
+                Ok(c.query_row(
+                    "SELECT status FROM invocations WHERE request_id = 'a'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )?)
+            })
+        };
+        let (writing_tx, writing) = mpsc::channel();
+        let (commit, commit_rx) = mpsc::channel::<()>();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.with_connection(|c| {
+                    let tx = c.transaction()?;
+                    tx.execute("UPDATE invocations SET status = 'changed'", [])?;
+                    writing_tx.send(()).unwrap();
+                    commit_rx.recv().unwrap();
+                    tx.commit()?;
+                    Ok(())
+                })
+            })
+        };
+        writing.recv().unwrap();
+        // The writer holds its connection mid-transaction until told to commit.
+        let (read_tx, read) = mpsc::channel();
+        let reader = {
+            let store = store.clone();
+            std::thread::spawn(move || read_tx.send(status(&store)).unwrap())
+        };
+        let seen = read
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the read waited for the write to finish");
+        assert_eq!(seen.unwrap(), "ok");
+        commit.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        reader.join().unwrap();
+        assert_eq!(status(&store).unwrap(), "changed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
