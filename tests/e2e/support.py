@@ -153,7 +153,7 @@ context_window = 256
 price_per_1k_input_tokens = 0.001
 threads = {threads}
 parallel = 32
-batch_tokens = 512
+batch_tokens = 256
 [models.source]
 path = {_toml_str(embed_model_path())}
 """

@@ -1,8 +1,11 @@
 //! Embedding models (BERT-family GGUF with a pooling type, e.g. all-MiniLM-L6-v2)
 //! on llama.cpp. One worker thread owns the context; requests queue on a bounded
-//! channel and the worker packs the inputs of every waiting request into shared
-//! batches (up to `batch_tokens` tokens and `batch_sequences` inputs), so many
-//! small calls cost about what one batched call does.
+//! channel and the worker packs the inputs of waiting requests into shared
+//! forward passes (up to `batch_tokens` tokens and `batch_sequences` inputs),
+//! so many small calls cost about what one batched call does. It chooses each
+//! pass anew, shortest request first, and answers a request as soon as its
+//! last input is embedded: a Retrieve's query waits for the pass under way,
+//! not for the rest of a 64-chunk ingestion batch (see `plan_pass`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -217,78 +220,285 @@ fn run(
     };
     let max_seqs = config.batch_sequences.max(1) as usize;
     let mut batch = LlamaBatch::new(batch_tokens as usize, max_seqs as i32);
-    while let Ok(first) = jobs.recv() {
-        // Every request waiting now shares the batches.
-        let mut pending = vec![first];
-        while let Ok(more) = jobs.try_recv() {
-            pending.push(more);
+    let limits = PassLimits {
+        tokens: batch_tokens as usize,
+        sequences: max_seqs,
+    };
+    // Jobs in hand (at most `max_queue`; more wait in the channel).
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut order = Order::ShortestFirst;
+    loop {
+        if pending.is_empty() {
+            match jobs.recv() {
+                Ok(job) => pending.push(Pending::new(job)),
+                Err(_) => return,
+            }
         }
-        pending.retain(|j| !j.reply.is_closed());
-        let inputs: Vec<&[LlamaToken]> = pending
-            .iter()
-            .flat_map(|j| j.inputs.iter().map(Vec::as_slice))
-            .collect();
-        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(inputs.len());
+        while pending.len() < config.max_queue.max(1) as usize {
+            match jobs.try_recv() {
+                Ok(job) => pending.push(Pending::new(job)),
+                Err(_) => break,
+            }
+        }
+        // A client that went away (or an empty job) frees its place now.
+        pending.retain_mut(|p| p.wanted() && !p.answer_if_done());
+        if pending.is_empty() {
+            continue;
+        }
+        let plan = plan_pass(&pending, order, limits);
+        order = if plan.held_back {
+            Order::Arrival
+        } else {
+            Order::ShortestFirst
+        };
+        batch.clear();
         let mut failure = None;
-        let mut start = 0;
-        while start < inputs.len() {
-            batch.clear();
-            let mut used = 0usize;
-            let mut end = start;
-            while end < inputs.len() && end - start < max_seqs {
-                let len = inputs[end].len().min(batch_tokens as usize);
-                if end > start && used + len > batch_tokens as usize {
-                    break;
+        let mut seq = 0i32;
+        let mut used = 0usize;
+        for &(i, from, to) in &plan.parts {
+            for input in &pending[i].inputs[from..to] {
+                let input = &input[..input.len().min(limits.tokens)];
+                if let Err(e) = batch.add_sequence(input, seq, true) {
+                    failure.get_or_insert(EngineError::Decode(e.to_string()));
                 }
-                let seq = (end - start) as i32;
-                if let Err(e) = batch.add_sequence(&inputs[end][..len], seq, true) {
-                    failure = Some(EngineError::Decode(e.to_string()));
-                    break;
-                }
-                used += len;
-                end += 1;
+                seq += 1;
+                used += input.len();
             }
-            if failure.is_some() {
-                break;
-            }
-            ctx.clear_kv_cache();
+        }
+        ctx.clear_kv_cache();
+        if failure.is_none() {
             if let Err(e) = ctx.decode(&mut batch) {
                 failure = Some(EngineError::Decode(e.to_string()));
-                break;
             }
-            for seq in 0..(end - start) {
-                match ctx.embeddings_seq_ith(seq as i32) {
-                    Ok(v) => vectors.push(v.to_vec()),
-                    Err(e) => {
-                        failure = Some(EngineError::Decode(e.to_string()));
-                        break;
+        }
+        let mut seq = 0i32;
+        for &(i, from, to) in &plan.parts {
+            let p = &mut pending[i];
+            for _ in from..to {
+                if failure.is_none() {
+                    match ctx.embeddings_seq_ith(seq) {
+                        Ok(v) => p.vectors.push(v.to_vec()),
+                        Err(e) => failure = Some(EngineError::Decode(e.to_string())),
                     }
                 }
+                seq += 1;
             }
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-            stats.tokens.fetch_add(used as u64, Ordering::Relaxed);
-            stats
-                .inputs
-                .fetch_add((end - start) as u64, Ordering::Relaxed);
-            if failure.is_some() {
-                break;
-            }
-            start = end;
+            p.done = to;
         }
-        let mut vectors = vectors.into_iter();
-        for job in pending {
-            let result = match &failure {
-                Some(e) => Err(EngineError::Decode(e.to_string())),
-                None => Ok(vectors.by_ref().take(job.inputs.len()).collect()),
-            };
-            let _ = job.reply.send(result);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.tokens.fetch_add(used as u64, Ordering::Relaxed);
+        stats.inputs.fetch_add(seq as u64, Ordering::Relaxed);
+        if let Some(e) = &failure {
+            // The jobs of a failed pass fail; the others go on.
+            let mut failed: Vec<usize> = plan.parts.iter().map(|&(i, _, _)| i).collect();
+            failed.sort_unstable();
+            for i in failed.into_iter().rev() {
+                pending.remove(i).fail(e);
+            }
+        }
+        // A job is answered as soon as its last input is embedded.
+        pending.retain_mut(|p| !p.answer_if_done());
+    }
+}
+
+/// A job in the worker's hands, with the vectors of its inputs so far.
+struct Pending {
+    inputs: Vec<Vec<LlamaToken>>,
+    /// Taken when the job is answered.
+    reply: Option<Reply>,
+    /// Inputs embedded so far (their vectors are in `vectors`).
+    done: usize,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl Pending {
+    fn new(job: EmbedJob) -> Self {
+        Self {
+            vectors: Vec::with_capacity(job.inputs.len()),
+            inputs: job.inputs,
+            reply: Some(job.reply),
+            done: 0,
         }
     }
+
+    fn left(&self) -> &[Vec<LlamaToken>] {
+        &self.inputs[self.done..]
+    }
+
+    /// Whether the client is still waiting.
+    fn wanted(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| !r.is_closed())
+    }
+
+    /// Sends the vectors if every input is embedded; whether it did.
+    fn answer_if_done(&mut self) -> bool {
+        if !self.left().is_empty() {
+            return false;
+        }
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Ok(std::mem::take(&mut self.vectors)));
+        }
+        true
+    }
+
+    fn fail(mut self, error: &EngineError) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(EngineError::Decode(error.to_string())));
+        }
+    }
+}
+
+/// What one forward pass may hold.
+#[derive(Debug, Clone, Copy)]
+struct PassLimits {
+    tokens: usize,
+    sequences: usize,
+}
+
+/// The order in which a pass takes the jobs in hand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Order {
+    /// Fewest tokens left first (a Retrieve's lone query before the rest of a
+    /// 64-chunk ingestion batch).
+    ShortestFirst,
+    /// Oldest first: the pass after one that held a job back, so a stream of
+    /// small jobs cannot starve a large one.
+    Arrival,
+}
+
+/// The inputs one pass embeds: `(job, first input, end)` ranges.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    parts: Vec<(usize, usize, usize)>,
+    /// A job with inputs left was kept out so the pass stayed small.
+    held_back: bool,
+}
+
+/// Chooses the next pass. In [`Order::ShortestFirst`] a pass takes whole jobs
+/// while they fit and keeps the rest for later, so a short job waits for at
+/// most the pass under way, not for every input queued before it; only when
+/// the first job does not fit whole does the pass take as many of its inputs
+/// as fit (and nothing else). In [`Order::Arrival`] it fills up in arrival
+/// order, as many inputs as fit.
+fn plan_pass(pending: &[Pending], order: Order, limits: PassLimits) -> Plan {
+    let cost = |input: &Vec<LlamaToken>| input.len().clamp(1, limits.tokens);
+    let left = |p: &Pending| p.left().iter().map(cost).sum::<usize>();
+    let mut jobs: Vec<usize> = (0..pending.len())
+        .filter(|&i| !pending[i].left().is_empty())
+        .collect();
+    if order == Order::ShortestFirst {
+        jobs.sort_by_key(|&i| left(&pending[i]));
+    }
+    let mut plan = Plan {
+        parts: Vec::new(),
+        held_back: false,
+    };
+    let (mut tokens, mut seqs) = (0usize, 0usize);
+    for i in jobs {
+        let p = &pending[i];
+        let rest = p.left();
+        let whole = tokens + left(p) <= limits.tokens && seqs + rest.len() <= limits.sequences;
+        if whole {
+            plan.parts.push((i, p.done, p.inputs.len()));
+            tokens += left(p);
+            seqs += rest.len();
+            continue;
+        }
+        if order == Order::ShortestFirst && !plan.parts.is_empty() {
+            plan.held_back = true;
+            break;
+        }
+        let mut end = p.done;
+        for input in rest {
+            if seqs == limits.sequences || (seqs > 0 && tokens + cost(input) > limits.tokens) {
+                break;
+            }
+            tokens += cost(input);
+            seqs += 1;
+            end += 1;
+        }
+        if end > p.done {
+            plan.parts.push((i, p.done, end));
+        }
+        break;
+    }
+    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(lengths: &[usize]) -> Pending {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        Pending::new(EmbedJob {
+            inputs: lengths.iter().map(|&n| vec![LlamaToken(1); n]).collect(),
+            reply,
+        })
+    }
+
+    const LIMITS: PassLimits = PassLimits {
+        tokens: 512,
+        sequences: 32,
+    };
+
+    #[test]
+    fn a_short_job_gets_a_pass_of_its_own_then_the_oldest_goes_on() {
+        // An ingestion batch of 64 chunks of 250 tokens, two already embedded,
+        // and a Retrieve's 9-token query that arrived meanwhile.
+        let mut ingest = job(&[250; 64]);
+        ingest.done = 2;
+        let pending = vec![ingest, job(&[9])];
+        let first = plan_pass(&pending, Order::ShortestFirst, LIMITS);
+        assert_eq!(
+            first,
+            Plan {
+                parts: vec![(1, 0, 1)],
+                held_back: true
+            }
+        );
+        let next = plan_pass(&pending, Order::Arrival, LIMITS);
+        assert_eq!(
+            next,
+            Plan {
+                parts: vec![(0, 2, 4)],
+                held_back: false
+            }
+        );
+    }
+
+    #[test]
+    fn whole_jobs_share_a_pass_and_a_long_one_alone_fills_it() {
+        let pending = vec![job(&[300, 300]), job(&[20, 20]), job(&[30])];
+        // Shortest first: the 30- and 40-token jobs fit whole; the long one
+        // would not, so it waits for the next pass.
+        let plan = plan_pass(&pending, Order::ShortestFirst, LIMITS);
+        assert_eq!(plan.parts, vec![(2, 0, 1), (1, 0, 2)]);
+        assert!(plan.held_back);
+        // Alone, the long job fills the pass as far as it goes.
+        let plan = plan_pass(&pending[..1], Order::ShortestFirst, LIMITS);
+        assert_eq!(plan.parts, vec![(0, 0, 1)]);
+        assert!(!plan.held_back);
+        // In arrival order a pass fills up across jobs.
+        let plan = plan_pass(&pending, Order::Arrival, LIMITS);
+        assert_eq!(plan.parts, vec![(0, 0, 1)]);
+        let pending = vec![job(&[100, 100]), job(&[100, 100, 100, 100])];
+        let plan = plan_pass(&pending, Order::Arrival, LIMITS);
+        assert_eq!(plan.parts, vec![(0, 0, 2), (1, 0, 3)]);
+    }
+
+    #[test]
+    fn a_pass_respects_the_sequence_limit_and_takes_an_overlong_input_alone() {
+        let pending = vec![job(&[5; 40])];
+        let plan = plan_pass(&pending, Order::ShortestFirst, LIMITS);
+        assert_eq!(plan.parts, vec![(0, 0, 32)]);
+        let pending = vec![job(&[2000, 3])];
+        let plan = plan_pass(&pending, Order::Arrival, LIMITS);
+        assert_eq!(plan.parts, vec![(0, 0, 1)]);
+        let mut done = job(&[3]);
+        done.done = 1;
+        assert!(plan_pass(&[done], Order::Arrival, LIMITS).parts.is_empty());
+    }
 
     #[test]
     fn normalize_gives_unit_length_and_keeps_zero() {

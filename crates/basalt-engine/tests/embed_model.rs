@@ -154,3 +154,28 @@ fn a_full_queue_is_refused_at_once() {
         assert_eq!(rx.blocking_recv().unwrap().unwrap().len(), 64);
     }
 }
+
+#[test]
+fn a_short_request_is_answered_before_a_long_one_queued_ahead_of_it() {
+    let Some(cfg) = config(16) else { return };
+    let e = Embedder::load(EmbedderConfig {
+        batch_tokens: 512,
+        ..cfg
+    })
+    .unwrap();
+    // An ingestion-sized call: 64 chunks of about 250 tokens, some 32 passes.
+    let long: Vec<_> = (0..64)
+        .map(|i| e.tokenize(&format!("chunk {i} of a document ").repeat(50)))
+        .collect();
+    let mut long_rx = e.submit(long).unwrap();
+    let short_rx = e.submit(vec![e.tokenize("a lone query")]).unwrap();
+    assert_eq!(short_rx.blocking_recv().unwrap().unwrap().len(), 1);
+    assert!(
+        matches!(
+            long_rx.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "the short request waited for the whole long one"
+    );
+    assert_eq!(long_rx.blocking_recv().unwrap().unwrap().len(), 64);
+}
