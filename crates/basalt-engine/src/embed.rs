@@ -4,10 +4,12 @@
 //! forward passes (up to `batch_tokens` tokens and `batch_sequences` inputs),
 //! so many small calls cost about what one batched call does. It chooses each
 //! pass anew, shortest request first, and answers a request as soon as its
-//! last input is embedded: a Retrieve's query waits for the pass under way,
-//! not for the rest of a 64-chunk ingestion batch (see `plan_pass`).
+//! last input is embedded (see `plan_pass`). A short request that arrives
+//! while a long pass runs takes an express lane (a second context, one
+//! thread) beside it: a Retrieve's query during ingestion waits for neither
+//! the rest of a 64-chunk batch nor the pass under way.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -40,6 +42,8 @@ pub struct EmbedStats {
     pub inputs: AtomicU64,
     pub tokens: AtomicU64,
     pub batches: AtomicU64,
+    /// Requests sent to the express lane.
+    pub express: AtomicU64,
 }
 
 /// One vector per input of a job, or why the job failed.
@@ -56,6 +60,10 @@ struct EmbedJob {
 pub struct Embedder {
     model: Arc<LlamaModel>,
     jobs: SyncSender<EmbedJob>,
+    /// The express lane's queue (see [`Embedder::submit`]).
+    express: SyncSender<EmbedJob>,
+    /// The main worker is running a long pass.
+    busy: Arc<AtomicBool>,
     config: EmbedderConfig,
     dimension: usize,
     stats: Arc<EmbedStats>,
@@ -80,17 +88,36 @@ impl Embedder {
         }
         let model = Arc::new(model);
         let stats = Arc::new(EmbedStats::default());
-        let (jobs, rx) = sync_channel::<EmbedJob>(config.max_queue.max(1) as usize);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (m, s, c) = (Arc::clone(&model), Arc::clone(&stats), config.clone());
-        std::thread::Builder::new()
-            .name("basalt-embed".into())
-            .spawn(move || run(backend, &m, &c, &s, &rx, &ready_tx))
-            .map_err(|e| EngineError::Backend(e.to_string()))?;
-        ready_rx.recv().map_err(|_| EngineError::Stopped)??;
+        let busy = Arc::new(AtomicBool::new(false));
+        let spawn = |name: &str, config: EmbedderConfig, busy: Arc<AtomicBool>| {
+            let (jobs, rx) = sync_channel::<EmbedJob>(config.max_queue.max(1) as usize);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (m, s) = (Arc::clone(&model), Arc::clone(&stats));
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(backend, &m, &config, &s, &rx, &ready_tx, &busy))
+                .map_err(|e| EngineError::Backend(e.to_string()))?;
+            ready_rx.recv().map_err(|_| EngineError::Stopped)??;
+            Ok::<_, EngineError>(jobs)
+        };
+        let jobs = spawn("basalt-embed", config.clone(), Arc::clone(&busy))?;
+        // One thread, so it runs beside the main worker's team without
+        // making it wait at every barrier for a thread the lane displaced.
+        let express = spawn(
+            "basalt-embed-express",
+            EmbedderConfig {
+                threads: 1,
+                batch_tokens: config.max_input_tokens,
+                batch_sequences: EXPRESS_INPUTS as u32,
+                ..config.clone()
+            },
+            Arc::new(AtomicBool::new(false)),
+        )?;
         Ok(Self {
             model,
             jobs,
+            express,
+            busy,
             config,
             dimension,
             stats,
@@ -146,18 +173,35 @@ impl Embedder {
     /// Queues inputs (already tokenized with [`Embedder::tokenize`]); the reply
     /// carries one mean-pooled, unnormalized vector per input, in order. Never
     /// blocks: a full queue is an error at once.
+    ///
+    /// A short request (a Retrieve's query) that finds the main worker busy
+    /// (embedding a document's chunks) goes to an express lane instead: a
+    /// second context on one thread, which embeds it beside the pass under
+    /// way rather than after it.
     pub fn submit(
         &self,
         inputs: Vec<Vec<LlamaToken>>,
     ) -> Result<tokio::sync::oneshot::Receiver<EmbedResult>, EngineError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        match self.jobs.try_send(EmbedJob { inputs, reply }) {
+        let short = inputs.len() <= EXPRESS_INPUTS
+            && inputs.iter().map(Vec::len).sum::<usize>() <= EXPRESS_TOKENS;
+        let queue = if short && self.busy.load(Ordering::Relaxed) {
+            self.stats.express.fetch_add(1, Ordering::Relaxed);
+            &self.express
+        } else {
+            &self.jobs
+        };
+        match queue.try_send(EmbedJob { inputs, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(EngineError::QueueFull(self.config.max_queue)),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }
     }
 }
+
+/// The most inputs, and tokens in all, of a request the express lane takes.
+const EXPRESS_INPUTS: usize = 4;
+const EXPRESS_TOKENS: usize = 128;
 
 /// Dot product, written so the compiler vectorises it (8 independent lanes).
 #[must_use]
@@ -193,6 +237,7 @@ fn run(
     stats: &EmbedStats,
     jobs: &Receiver<EmbedJob>,
     ready: &std::sync::mpsc::Sender<Result<(), EngineError>>,
+    busy: &AtomicBool,
 ) {
     let batch_tokens = config.batch_tokens.max(config.max_input_tokens);
     let threads = i32::try_from(config.threads).unwrap_or(1);
@@ -267,9 +312,12 @@ fn run(
         }
         ctx.clear_kv_cache();
         if failure.is_none() {
+            // While a long pass runs, short requests take the express lane.
+            busy.store(used > EXPRESS_TOKENS, Ordering::Relaxed);
             if let Err(e) = ctx.decode(&mut batch) {
                 failure = Some(EngineError::Decode(e.to_string()));
             }
+            busy.store(false, Ordering::Relaxed);
         }
         let mut seq = 0i32;
         for &(i, from, to) in &plan.parts {

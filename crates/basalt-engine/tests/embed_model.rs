@@ -179,3 +179,48 @@ fn a_short_request_is_answered_before_a_long_one_queued_ahead_of_it() {
     );
     assert_eq!(long_rx.blocking_recv().unwrap().unwrap().len(), 64);
 }
+
+#[test]
+fn a_short_request_during_a_long_pass_takes_the_express_lane() {
+    use std::sync::atomic::Ordering;
+    let Some(cfg) = config(16) else { return };
+    let e = Embedder::load(EmbedderConfig {
+        batch_tokens: 256,
+        ..cfg
+    })
+    .unwrap();
+    let query = e.tokenize("a lone query");
+    let ask = || {
+        let reply = e.submit(vec![query.clone()]).unwrap().blocking_recv();
+        let mut v = reply.unwrap().unwrap().pop().unwrap();
+        normalize(&mut v);
+        v
+    };
+    let idle = ask();
+    assert_eq!(e.stats().express.load(Ordering::Relaxed), 0);
+    let long: Vec<_> = (0..64)
+        .map(|i| e.tokenize(&format!("chunk {i} of a document ").repeat(50)))
+        .collect();
+    let mut long_rx = e.submit(long).unwrap();
+    while e.stats().batches.load(Ordering::Relaxed) < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Passes of 256 tokens take tens of milliseconds: a request almost always
+    // lands in one; the first that does goes to the express lane.
+    for _ in 0..20 {
+        let v = ask();
+        assert!(cosine(&v, &idle) > 0.9999, "the lanes embed alike");
+        if e.stats().express.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+    }
+    assert!(e.stats().express.load(Ordering::Relaxed) > 0);
+    assert!(
+        matches!(
+            long_rx.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "the long request was over before the short ones"
+    );
+    assert_eq!(long_rx.blocking_recv().unwrap().unwrap().len(), 64);
+}
