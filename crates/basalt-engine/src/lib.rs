@@ -24,7 +24,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 pub use llama_cpp_2::token::LlamaToken;
 
-pub use embed::{dot, normalize, EmbedStats, Embedder, EmbedderConfig};
+pub use embed::{dot, normalize, EmbedResult, EmbedStats, Embedder, EmbedderConfig};
 pub use sampler::SamplingParams;
 pub use static_embed::StaticEmbeddings;
 

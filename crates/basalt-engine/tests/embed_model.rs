@@ -1,11 +1,16 @@
 //! The embedder against the real all-MiniLM-L6-v2 (converted to GGUF by
-//! `basalt models pull`): reference values, batching, truncation, queue limits.
+//! `basalt models pull`): reference values, batching, truncation, queue limits,
+//! short requests beside long ones.
 //! Needs BASALT_TEST_EMBED_MODEL (scripts/test sets it).
 
 #![expect(clippy::unwrap_used, reason = "helpers of a test file fail loudly")]
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-use basalt_engine::{normalize, Embedder, EmbedderConfig, EngineError};
+use basalt_engine::{normalize, EmbedResult, Embedder, EmbedderConfig, EngineError};
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::oneshot::error::TryRecvError;
+use tokio::sync::oneshot::Receiver;
 
 fn config(max_queue: u32) -> Option<EmbedderConfig> {
     let Some(path) = std::env::var_os("BASALT_TEST_EMBED_MODEL") else {
@@ -155,40 +160,45 @@ fn a_full_queue_is_refused_at_once() {
     }
 }
 
-#[test]
-fn a_short_request_is_answered_before_a_long_one_queued_ahead_of_it() {
-    let Some(cfg) = config(16) else { return };
+/// An embedder whose passes hold `batch_tokens` tokens, and an
+/// ingestion-sized request for it: 64 chunks of about 250 tokens.
+fn with_a_long_request(batch_tokens: u32) -> Option<(Embedder, Vec<Vec<LlamaToken>>)> {
     let e = Embedder::load(EmbedderConfig {
-        batch_tokens: 512,
-        ..cfg
+        batch_tokens,
+        ..config(16)?
     })
     .unwrap();
-    // An ingestion-sized call: 64 chunks of about 250 tokens, some 32 passes.
-    let long: Vec<_> = (0..64)
+    let long = (0..64)
         .map(|i| e.tokenize(&format!("chunk {i} of a document ").repeat(50)))
         .collect();
-    let mut long_rx = e.submit(long).unwrap();
+    Some((e, long))
+}
+
+/// Asserts that a request has no answer yet, then waits for its 64 vectors.
+fn finishes_later(mut rx: Receiver<EmbedResult>) {
+    assert!(
+        matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+        "the long request was over before the short one"
+    );
+    assert_eq!(rx.blocking_recv().unwrap().unwrap().len(), 64);
+}
+
+#[test]
+fn a_short_request_is_answered_before_a_long_one_queued_ahead_of_it() {
+    let Some((e, long)) = with_a_long_request(512) else {
+        return;
+    };
+    let long_rx = e.submit(long).unwrap();
     let short_rx = e.submit(vec![e.tokenize("a lone query")]).unwrap();
     assert_eq!(short_rx.blocking_recv().unwrap().unwrap().len(), 1);
-    assert!(
-        matches!(
-            long_rx.try_recv(),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-        ),
-        "the short request waited for the whole long one"
-    );
-    assert_eq!(long_rx.blocking_recv().unwrap().unwrap().len(), 64);
+    finishes_later(long_rx);
 }
 
 #[test]
 fn a_short_request_during_a_long_pass_takes_the_express_lane() {
-    use std::sync::atomic::Ordering;
-    let Some(cfg) = config(16) else { return };
-    let e = Embedder::load(EmbedderConfig {
-        batch_tokens: 256,
-        ..cfg
-    })
-    .unwrap();
+    let Some((e, long)) = with_a_long_request(256) else {
+        return;
+    };
     let query = e.tokenize("a lone query");
     let ask = || {
         let reply = e.submit(vec![query.clone()]).unwrap().blocking_recv();
@@ -198,10 +208,7 @@ fn a_short_request_during_a_long_pass_takes_the_express_lane() {
     };
     let idle = ask();
     assert_eq!(e.stats().express.load(Ordering::Relaxed), 0);
-    let long: Vec<_> = (0..64)
-        .map(|i| e.tokenize(&format!("chunk {i} of a document ").repeat(50)))
-        .collect();
-    let mut long_rx = e.submit(long).unwrap();
+    let long_rx = e.submit(long).unwrap();
     while e.stats().batches.load(Ordering::Relaxed) < 2 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
@@ -215,12 +222,5 @@ fn a_short_request_during_a_long_pass_takes_the_express_lane() {
         }
     }
     assert!(e.stats().express.load(Ordering::Relaxed) > 0);
-    assert!(
-        matches!(
-            long_rx.try_recv(),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-        ),
-        "the long request was over before the short ones"
-    );
-    assert_eq!(long_rx.blocking_recv().unwrap().unwrap().len(), 64);
+    finishes_later(long_rx);
 }
