@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_queue: 64,
         batch_tokens,
         batch_sequences,
+        express_lane: true,
     })?;
     let queries = [
         "how do libraries catalogue their collections",

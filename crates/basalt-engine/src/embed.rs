@@ -1,13 +1,15 @@
 //! Embedding models (BERT-family GGUF with a pooling type, e.g. all-MiniLM-L6-v2)
-//! on llama.cpp. One worker thread owns the context; requests queue on a bounded
+//! on llama.cpp. A worker thread owns the main context; requests queue on a bounded
 //! channel and the worker packs the inputs of waiting requests into shared
 //! forward passes (up to `batch_tokens` tokens and `batch_sequences` inputs),
 //! so many small calls cost about what one batched call does. It chooses each
 //! pass anew, shortest request first, and answers a request as soon as its
 //! last input is embedded (see `plan_pass`). A short request that arrives
-//! while a long pass runs takes an express lane (a second context, one
-//! thread) beside it: a Retrieve's query during ingestion waits for neither
-//! the rest of a 64-chunk batch nor the pass under way.
+//! while the worker has more than a short request's work in hand takes an
+//! express lane instead (a second context with its own thread and a small
+//! queue), which embeds it beside the passes under way: a Retrieve's query
+//! during ingestion waits for neither the rest of a 64-chunk batch nor the
+//! pass under way.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -34,15 +36,17 @@ pub struct EmbedderConfig {
     pub batch_tokens: u32,
     /// Most inputs in one forward pass.
     pub batch_sequences: u32,
+    /// Run the express lane beside the main worker (see [`Embedder::submit`]).
+    pub express_lane: bool,
 }
 
-/// Live counters of one embedding model.
+/// Live counters of one embedding model (both lanes together).
 #[derive(Debug, Default)]
 pub struct EmbedStats {
     pub inputs: AtomicU64,
     pub tokens: AtomicU64,
     pub batches: AtomicU64,
-    /// Requests sent to the express lane.
+    /// Requests the express lane took.
     pub express: AtomicU64,
 }
 
@@ -60,9 +64,9 @@ struct EmbedJob {
 pub struct Embedder {
     model: Arc<LlamaModel>,
     jobs: SyncSender<EmbedJob>,
-    /// The express lane's queue (see [`Embedder::submit`]).
-    express: SyncSender<EmbedJob>,
-    /// The main worker is running a long pass.
+    /// The express lane's queue (see [`Embedder::submit`]), if it runs.
+    express: Option<SyncSender<EmbedJob>>,
+    /// The main worker has more than a short request's worth of work in hand.
     busy: Arc<AtomicBool>,
     config: EmbedderConfig,
     dimension: usize,
@@ -103,16 +107,28 @@ impl Embedder {
         let jobs = spawn("basalt-embed", config.clone(), Arc::clone(&busy))?;
         // One thread, so it runs beside the main worker's team without
         // making it wait at every barrier for a thread the lane displaced.
-        let express = spawn(
-            "basalt-embed-express",
-            EmbedderConfig {
-                threads: 1,
-                batch_tokens: config.max_input_tokens,
-                batch_sequences: EXPRESS_INPUTS as u32,
-                ..config.clone()
-            },
-            Arc::new(AtomicBool::new(false)),
-        )?;
+        // Only an optimisation: without it, everything takes the main queue.
+        let express = config
+            .express_lane
+            .then(|| {
+                spawn(
+                    "basalt-embed-express",
+                    EmbedderConfig {
+                        threads: 1,
+                        max_queue: EXPRESS_QUEUE,
+                        batch_tokens: config.max_input_tokens,
+                        batch_sequences: EXPRESS_INPUTS as u32,
+                        express_lane: false,
+                        ..config.clone()
+                    },
+                    Arc::new(AtomicBool::new(false)),
+                )
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "no express lane for the embedding model");
+                })
+                .ok()
+            })
+            .flatten();
         Ok(Self {
             model,
             jobs,
@@ -177,7 +193,8 @@ impl Embedder {
     /// A short request (a Retrieve's query) that finds the main worker busy
     /// (embedding a document's chunks) goes to an express lane instead: a
     /// second context on one thread, which embeds it beside the pass under
-    /// way rather than after it.
+    /// way rather than after it. When the lane's small queue is full, it
+    /// takes the main queue like any other.
     pub fn submit(
         &self,
         inputs: Vec<Vec<LlamaToken>>,
@@ -185,13 +202,19 @@ impl Embedder {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let short = inputs.len() <= EXPRESS_INPUTS
             && inputs.iter().map(Vec::len).sum::<usize>() <= EXPRESS_TOKENS;
-        let queue = if short && self.busy.load(Ordering::Relaxed) {
-            self.stats.express.fetch_add(1, Ordering::Relaxed);
-            &self.express
-        } else {
-            &self.jobs
-        };
-        match queue.try_send(EmbedJob { inputs, reply }) {
+        let mut job = EmbedJob { inputs, reply };
+        if let Some(express) = self.express.as_ref().filter(|_| short) {
+            if self.busy.load(Ordering::Relaxed) {
+                match express.try_send(job) {
+                    Ok(()) => {
+                        self.stats.express.fetch_add(1, Ordering::Relaxed);
+                        return Ok(rx);
+                    }
+                    Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => job = j,
+                }
+            }
+        }
+        match self.jobs.try_send(job) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(EngineError::QueueFull(self.config.max_queue)),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
@@ -202,6 +225,8 @@ impl Embedder {
 /// The most inputs, and tokens in all, of a request the express lane takes.
 const EXPRESS_INPUTS: usize = 4;
 const EXPRESS_TOKENS: usize = 128;
+/// Requests that may wait for the express lane (more take the main queue).
+const EXPRESS_QUEUE: u32 = 4;
 
 /// Dot product, written so the compiler vectorises it (8 independent lanes).
 #[must_use]
@@ -274,6 +299,7 @@ fn run(
     let mut order = Order::ShortestFirst;
     loop {
         if pending.is_empty() {
+            busy.store(false, Ordering::Relaxed);
             match jobs.recv() {
                 Ok(job) => pending.push(Pending::new(job)),
                 Err(_) => return,
@@ -290,6 +316,13 @@ fn run(
         if pending.is_empty() {
             continue;
         }
+        // With more than a short request's worth of work in hand, short
+        // requests take the express lane rather than wait for it.
+        let left: usize = pending
+            .iter()
+            .flat_map(|p| p.left().iter().map(Vec::len))
+            .sum();
+        busy.store(left > EXPRESS_TOKENS, Ordering::Relaxed);
         let plan = plan_pass(&pending, order, limits);
         order = if plan.held_back {
             Order::Arrival
@@ -312,12 +345,9 @@ fn run(
         }
         ctx.clear_kv_cache();
         if failure.is_none() {
-            // While a long pass runs, short requests take the express lane.
-            busy.store(used > EXPRESS_TOKENS, Ordering::Relaxed);
             if let Err(e) = ctx.decode(&mut batch) {
                 failure = Some(EngineError::Decode(e.to_string()));
             }
-            busy.store(false, Ordering::Relaxed);
         }
         let mut seq = 0i32;
         for &(i, from, to) in &plan.parts {

@@ -24,6 +24,7 @@ fn config(max_queue: u32) -> Option<EmbedderConfig> {
         max_queue,
         batch_tokens: 4096,
         batch_sequences: 32,
+        express_lane: true,
     })
 }
 
@@ -160,11 +161,16 @@ fn a_full_queue_is_refused_at_once() {
     }
 }
 
-/// An embedder whose passes hold `batch_tokens` tokens, and an
-/// ingestion-sized request for it: 64 chunks of about 250 tokens.
-fn with_a_long_request(batch_tokens: u32) -> Option<(Embedder, Vec<Vec<LlamaToken>>)> {
+/// An embedder whose passes hold `batch_tokens` tokens, with or without its
+/// express lane, and an ingestion-sized request for it: 64 chunks of about
+/// 250 tokens.
+fn with_a_long_request(
+    batch_tokens: u32,
+    express_lane: bool,
+) -> Option<(Embedder, Vec<Vec<LlamaToken>>)> {
     let e = Embedder::load(EmbedderConfig {
         batch_tokens,
+        express_lane,
         ..config(16)?
     })
     .unwrap();
@@ -185,18 +191,20 @@ fn finishes_later(mut rx: Receiver<EmbedResult>) {
 
 #[test]
 fn a_short_request_is_answered_before_a_long_one_queued_ahead_of_it() {
-    let Some((e, long)) = with_a_long_request(512) else {
+    // Without the express lane: the main worker's pass planning alone.
+    let Some((e, long)) = with_a_long_request(512, false) else {
         return;
     };
     let long_rx = e.submit(long).unwrap();
     let short_rx = e.submit(vec![e.tokenize("a lone query")]).unwrap();
     assert_eq!(short_rx.blocking_recv().unwrap().unwrap().len(), 1);
+    assert_eq!(e.stats().express.load(Ordering::Relaxed), 0);
     finishes_later(long_rx);
 }
 
 #[test]
 fn a_short_request_during_a_long_pass_takes_the_express_lane() {
-    let Some((e, long)) = with_a_long_request(256) else {
+    let Some((e, long)) = with_a_long_request(256, true) else {
         return;
     };
     let query = e.tokenize("a lone query");
@@ -212,8 +220,9 @@ fn a_short_request_during_a_long_pass_takes_the_express_lane() {
     while e.stats().batches.load(Ordering::Relaxed) < 2 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    // Passes of 256 tokens take tens of milliseconds: a request almost always
-    // lands in one; the first that does goes to the express lane.
+    // The main worker now has most of the long request in hand, so a short
+    // request goes to the express lane (retried only in case it raced the
+    // worker's bookkeeping).
     for _ in 0..20 {
         let v = ask();
         assert!(cosine(&v, &idle) > 0.9999, "the lanes embed alike");

@@ -385,7 +385,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         // Small passes: attention in one pass spans all its tokens, so packing
         // many inputs into one large pass wastes time (measured: 512 tokens a
         // pass embeds long chunks 1.6x faster than 4096, and 256 at least as
-        // fast as 512); and a query waits for at most the pass under way.
+        // fast as 512).
         batch_tokens: 256,
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
@@ -663,6 +663,7 @@ impl ModelConfig {
             max_queue: self.max_queue,
             batch_tokens: self.batch_tokens,
             batch_sequences: self.parallel,
+            express_lane: true,
         }
     }
 

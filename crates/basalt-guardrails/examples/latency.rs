@@ -163,6 +163,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_queue: 64,
             batch_tokens: 4096,
             batch_sequences: 32,
+            express_lane: true,
         },
     ));
     let dir = std::env::temp_dir().join(format!("basalt-latency-{}", std::process::id()));

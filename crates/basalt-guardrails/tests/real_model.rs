@@ -29,6 +29,7 @@ async fn guardrails() -> Option<(Guardrails, tempdir::TempDir)> {
             max_queue: 64,
             batch_tokens: 4096,
             batch_sequences: 32,
+            express_lane: true,
         },
     ));
     let dir = tempdir::TempDir::new();

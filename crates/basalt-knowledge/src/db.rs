@@ -491,7 +491,9 @@ pub struct ChunkRow {
 
 pub fn chunks(store: &Store, ids: &[i64]) -> Result<Vec<ChunkRow>> {
     read(store, |c| {
-        let mut stmt = c.prepare_cached(
+        // One snapshot for all the rows.
+        let tx = c.unchecked_transaction()?;
+        let mut stmt = tx.prepare_cached(
             "SELECT id, ds_id, doc_key, text, parent_text, metadata, location FROM kb_chunks WHERE id = ?1",
         )?;
         let mut out = Vec::with_capacity(ids.len());
@@ -511,6 +513,8 @@ pub fn chunks(store: &Store, ids: &[i64]) -> Result<Vec<ChunkRow>> {
                 .optional()?;
             out.extend(row);
         }
+        drop(stmt);
+        tx.commit()?;
         Ok(out)
     })
 }
