@@ -11,6 +11,7 @@ import botocore.exceptions
 import openai
 import pytest
 
+import support
 from support import EMBED_MODEL_ID, MODEL_ID
 
 # all-MiniLM-L6-v2's "hello world", computed in numpy from the model's own
@@ -112,3 +113,18 @@ def test_openai_embeddings_errors(oai):
         oai.embeddings.create(model="no-such-model", input="x")
     with pytest.raises(openai.BadRequestError):
         oai.embeddings.create(model=MODEL_ID, input="x")
+
+
+def test_metrics_count_embedded_inputs_and_tokens(server, runtime):
+    def sample(name):
+        return support.metric_sum(support.get_metrics(server.url), name, model=EMBED_MODEL_ID) or 0
+
+    before = {n: sample(n) for n in ("basalt_embedding_inputs_total", "basalt_embedding_tokens_total",
+                                     "basalt_embedding_passes_total")}
+    _invoke(runtime, {"inputText": "four words of text"})
+    assert sample("basalt_embedding_inputs_total") == before["basalt_embedding_inputs_total"] + 1
+    # [CLS] four words of text [SEP]
+    assert sample("basalt_embedding_tokens_total") == before["basalt_embedding_tokens_total"] + 6
+    assert sample("basalt_embedding_passes_total") == before["basalt_embedding_passes_total"] + 1
+    assert support.metric_sum(support.get_metrics(server.url), "basalt_embedding_express_requests_total",
+                              model=EMBED_MODEL_ID) is not None

@@ -173,6 +173,12 @@ impl Gateway {
                 .iter()
                 .filter_map(|m| m.provider.engine_stats().map(|s| (m.config.id.as_str(), s))),
         );
+        let embedders: Vec<_> = self
+            .models
+            .iter()
+            .filter_map(|m| m.provider.embed_stats().map(|s| (m.config.id.as_str(), s)))
+            .collect();
+        metrics::render_embedders(&mut out, &embedders);
         metrics::render_guardrails(&mut out, &self.guardrails.counters());
         out
     }

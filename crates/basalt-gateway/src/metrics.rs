@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use basalt_engine::EngineStats;
+use basalt_engine::{EmbedStats, EngineStats};
 
 const BUCKETS_SECONDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -92,6 +92,42 @@ pub fn render_guardrails(
                 pick(c)
             );
         }
+    }
+}
+
+/// Appends the embedding models' counters, one family each, by model.
+pub fn render_embedders(out: &mut String, rows: &[(&str, &EmbedStats)]) {
+    for (name, help, pick) in [
+        (
+            "basalt_embedding_inputs_total",
+            "Inputs (texts) an embedding model embedded.",
+            (|s: &EmbedStats| &s.inputs) as fn(&EmbedStats) -> &AtomicU64,
+        ),
+        (
+            "basalt_embedding_tokens_total",
+            "Tokens an embedding model embedded.",
+            |s: &EmbedStats| &s.tokens,
+        ),
+        (
+            "basalt_embedding_passes_total",
+            "Forward passes an embedding model ran.",
+            |s: &EmbedStats| &s.batches,
+        ),
+        (
+            "basalt_embedding_express_requests_total",
+            "Short requests embedded on the express lane, beside longer work.",
+            |s: &EmbedStats| &s.express,
+        ),
+    ] {
+        render_family(
+            out,
+            name,
+            "counter",
+            help,
+            "model",
+            rows.iter()
+                .map(|(m, s)| (m, pick(s).load(Ordering::Relaxed))),
+        );
     }
 }
 

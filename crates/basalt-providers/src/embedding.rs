@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use basalt_engine::{normalize, Embedder, EmbedderConfig, StaticEmbeddings};
+use basalt_engine::{normalize, EmbedStats, Embedder, EmbedderConfig, StaticEmbeddings};
 use basalt_types::{ChatRequest, EmbedRequest, EmbedResponse, Error, Result};
 
 use crate::{EventStream, Provider};
@@ -117,6 +117,10 @@ impl Provider for LocalEmbedder {
 
     fn embedding_dimension(&self) -> Option<usize> {
         self.state.as_ref().ok().map(|e| e.dimension())
+    }
+
+    fn embed_stats(&self) -> Option<&EmbedStats> {
+        self.state.as_ref().ok().map(|e| e.stats())
     }
 
     fn unavailable_reason(&self) -> Option<&str> {

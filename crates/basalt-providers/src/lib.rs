@@ -10,8 +10,8 @@ mod local;
 pub mod source;
 
 use async_trait::async_trait;
-use basalt_engine::EngineStats;
 pub use basalt_engine::{dot, StaticEmbeddings};
+use basalt_engine::{EmbedStats, EngineStats};
 use basalt_types::{
     ChatRequest, EmbedRequest, EmbedResponse, Error, RerankRequest, RerankResponse, Result,
     StreamEvent,
@@ -71,6 +71,11 @@ pub trait Provider: Send + Sync {
 
     /// Live engine counters, when the provider runs a local engine.
     fn engine_stats(&self) -> Option<&EngineStats> {
+        None
+    }
+
+    /// Live embedder counters, when the provider runs a local embedding model.
+    fn embed_stats(&self) -> Option<&EmbedStats> {
         None
     }
 
