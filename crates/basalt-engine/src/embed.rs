@@ -318,10 +318,7 @@ fn run(
         }
         // With more than a short request's worth of work in hand, short
         // requests take the express lane rather than wait for it.
-        let left: usize = pending
-            .iter()
-            .flat_map(|p| p.left().iter().map(Vec::len))
-            .sum();
+        let left: usize = pending.iter().map(|p| p.tokens_left(limits)).sum();
         busy.store(left > EXPRESS_TOKENS, Ordering::Relaxed);
         let plan = plan_pass(&pending, order, limits);
         order = if plan.held_back {
@@ -403,6 +400,11 @@ impl Pending {
         &self.inputs[self.done..]
     }
 
+    /// What the inputs left cost in passes of `limits`.
+    fn tokens_left(&self, limits: PassLimits) -> usize {
+        self.left().iter().map(|input| limits.cost(input)).sum()
+    }
+
     /// Whether the client is still waiting.
     fn wanted(&self) -> bool {
         self.reply.as_ref().is_some_and(|r| !r.is_closed())
@@ -433,6 +435,13 @@ struct PassLimits {
     sequences: usize,
 }
 
+impl PassLimits {
+    /// The tokens an input takes in a pass (a longer one is cut to fit).
+    fn cost(self, input: &[LlamaToken]) -> usize {
+        input.len().clamp(1, self.tokens)
+    }
+}
+
 /// The order in which a pass takes the jobs in hand.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Order {
@@ -459,13 +468,11 @@ struct Plan {
 /// as fit (and nothing else). In [`Order::Arrival`] it fills up in arrival
 /// order, as many inputs as fit.
 fn plan_pass(pending: &[Pending], order: Order, limits: PassLimits) -> Plan {
-    let cost = |input: &Vec<LlamaToken>| input.len().clamp(1, limits.tokens);
-    let left = |p: &Pending| p.left().iter().map(cost).sum::<usize>();
     let mut jobs: Vec<usize> = (0..pending.len())
         .filter(|&i| !pending[i].left().is_empty())
         .collect();
     if order == Order::ShortestFirst {
-        jobs.sort_by_key(|&i| left(&pending[i]));
+        jobs.sort_by_key(|&i| pending[i].tokens_left(limits));
     }
     let mut plan = Plan {
         parts: Vec::new(),
@@ -475,10 +482,10 @@ fn plan_pass(pending: &[Pending], order: Order, limits: PassLimits) -> Plan {
     for i in jobs {
         let p = &pending[i];
         let rest = p.left();
-        let whole = tokens + left(p) <= limits.tokens && seqs + rest.len() <= limits.sequences;
-        if whole {
+        let need = p.tokens_left(limits);
+        if tokens + need <= limits.tokens && seqs + rest.len() <= limits.sequences {
             plan.parts.push((i, p.done, p.inputs.len()));
-            tokens += left(p);
+            tokens += need;
             seqs += rest.len();
             continue;
         }
@@ -488,10 +495,11 @@ fn plan_pass(pending: &[Pending], order: Order, limits: PassLimits) -> Plan {
         }
         let mut end = p.done;
         for input in rest {
-            if seqs == limits.sequences || (seqs > 0 && tokens + cost(input) > limits.tokens) {
+            if seqs == limits.sequences || (seqs > 0 && tokens + limits.cost(input) > limits.tokens)
+            {
                 break;
             }
-            tokens += cost(input);
+            tokens += limits.cost(input);
             seqs += 1;
             end += 1;
         }
