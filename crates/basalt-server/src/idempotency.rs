@@ -46,10 +46,10 @@ fn client_token(body: &[u8]) -> Option<String> {
 async fn store_call<T: Send + 'static>(
     f: impl FnOnce() -> basalt_store::Result<T> + Send + 'static,
 ) -> Result<T, AwsError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| Error::internal(format!("the store failed: {e}")).into())
+    Ok(
+        crate::blocking(move || f().map_err(|e| Error::internal(format!("the store failed: {e}"))))
+            .await?,
+    )
 }
 
 fn replay(answer: IdempotentAnswer) -> Response {
