@@ -32,8 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "the use of citation indexes in science",
         "automatic indexing of documents by computer",
     ];
+    // EMBED_GAP_MS: idle time before each lone query (a client's think time).
+    let gap: u64 = std::env::var("EMBED_GAP_MS").map_or(Ok(0), |s| s.parse())?;
     let mut times = Vec::new();
     for i in 0..calls {
+        std::thread::sleep(std::time::Duration::from_millis(gap));
         let tokens = e.tokenize(queries[i % queries.len()]);
         let start = Instant::now();
         e.submit(vec![tokens])?.blocking_recv()??;
