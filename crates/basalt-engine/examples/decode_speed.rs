@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_queue: 64,
         batch_tokens: 512,
         default_top_k: 40,
+        // OUTPUT_KERNEL=0: llama.cpp's output projection, for comparison.
+        output_kernel: std::env::var("OUTPUT_KERNEL").map_or(true, |v| v != "0"),
+        verify_output_kernel: false,
     })?;
     let start = Instant::now();
     let mut receivers = Vec::new();

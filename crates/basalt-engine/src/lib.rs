@@ -7,6 +7,7 @@
 //! full.
 
 mod embed;
+mod output_head;
 mod sampler;
 mod scheduler;
 mod static_embed;
@@ -50,6 +51,13 @@ pub struct EngineConfig {
     pub batch_tokens: u32,
     /// Top-k used when a request sets a temperature but no top-k.
     pub default_top_k: u32,
+    /// Compute the output projection (hidden state × vocabulary) with
+    /// basalt's AVX-512 kernel where the CPU and model allow it, instead of
+    /// llama.cpp's (see `output_head`). Off: always llama.cpp's.
+    pub output_kernel: bool,
+    /// Testing aid: also run llama.cpp's projection after the kernel's and
+    /// count disagreements in [`EngineStats::output_kernel_disagreements`].
+    pub verify_output_kernel: bool,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -95,6 +103,11 @@ pub struct EngineStats {
     pub prompt_tokens_evaluated: AtomicU64,
     pub tokens_generated: AtomicU64,
     pub decode_steps: AtomicU64,
+    /// Decode steps whose logits came from the output kernel (`output_head`).
+    pub output_kernel_steps: AtomicU64,
+    /// With `verify_output_kernel`: sampled positions where the kernel's and
+    /// llama.cpp's logits choose different greedy tokens.
+    pub output_kernel_disagreements: AtomicU64,
 }
 
 /// A request ready for the scheduler: tokens in, events out.

@@ -152,7 +152,7 @@ impl Sampler {
 /// Index of the first largest logit. Two passes over the vocabulary: the
 /// maximum in 16 independent lanes (which the compiler vectorises), then the
 /// first position holding it; faster than one scalar pass with a dependency.
-fn argmax(logits: &[f32]) -> u32 {
+pub(crate) fn argmax(logits: &[f32]) -> u32 {
     const LANES: usize = 16;
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = logits.chunks_exact(LANES);

@@ -16,6 +16,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 
+use crate::output_head::{self, OutputKernel, Tap, TapHandle, TapMode};
 use crate::sampler::Sampler;
 use crate::stop::StopMatcher;
 use crate::{non_zero, EngineConfig, EngineError, EngineStats, Job};
@@ -60,6 +61,16 @@ struct Scheduler<'a> {
     slots: Vec<Slot>,
     batch: LlamaBatch<'static>,
     tick: u64,
+    /// The graph callback's state (see `output_head`), registered with `ctx`
+    /// when the output kernel may be used; declared after `ctx`, so dropped
+    /// after it.
+    tap: Option<TapHandle>,
+    /// Whether the next step that samples every token should look for the
+    /// vocabulary matrix.
+    discovering: bool,
+    kernel: Option<OutputKernel>,
+    /// The kernel's logits for the last step, one row per sampled position.
+    logits: Vec<f32>,
 }
 
 pub(crate) fn run(
@@ -82,6 +93,24 @@ pub(crate) fn run(
         .with_n_threads_batch(threads)
         .with_kv_unified(false)
         .with_swa_full(true);
+    let mut tap = None;
+    let params = if config.output_kernel && output_head::cpu_supported() {
+        let handle = TapHandle::new(Tap::new(
+            model.n_embd() as usize,
+            model.n_vocab() as usize,
+            threads as usize,
+            config.verify_output_kernel,
+        ));
+        if let Some(with) = output_head::with_eval_callback(params.clone(), &handle) {
+            tap = Some(handle);
+            with
+        } else {
+            tracing::warn!("llama.cpp's context parameters could not take a graph callback; using its output projection");
+            params
+        }
+    } else {
+        params
+    };
     let ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -105,6 +134,10 @@ pub(crate) fn run(
         slots,
         batch: LlamaBatch::new(config.batch_tokens.max(1) as usize, 1),
         tick: 0,
+        discovering: tap.is_some(),
+        tap,
+        kernel: None,
+        logits: Vec::new(),
     };
     let _ = ready.send(Ok(()));
     scheduler.run(jobs);
@@ -423,6 +456,20 @@ impl Scheduler<'_> {
         if self.batch.n_tokens() == 0 {
             return;
         }
+        // The output kernel takes steps that sample every token, in rising
+        // sequence order (see `output_head` for why).
+        let every_token_sampled = sample_at.len() == self.batch.n_tokens() as usize
+            && sample_at.windows(2).all(|w| w[0].0 < w[1].0);
+        let mode = match (&self.kernel, self.discovering) {
+            (Some(_), _) if every_token_sampled && sample_at.len() >= output_head::MIN_SAMPLED => {
+                TapMode::Capture
+            }
+            (None, true) if every_token_sampled => TapMode::Discover,
+            _ => TapMode::Off,
+        };
+        if let Some(tap) = self.tap_mut() {
+            tap.begin(mode);
+        }
         let result = self.ctx.decode(&mut self.batch);
         if let Err(e) = result {
             let error = match e {
@@ -437,8 +484,23 @@ impl Scheduler<'_> {
             return;
         }
         self.stats.decode_steps.fetch_add(1, Ordering::Relaxed);
-        for (i, idx) in sample_at {
-            let logits = self.ctx.get_logits_ith(idx);
+        let own_logits = match self.after_decode(mode, sample_at.len()) {
+            Ok(own) => own,
+            Err(error) => {
+                for i in in_batch {
+                    self.fail(i, error.clone());
+                }
+                return;
+            }
+        };
+        let kernel_logits = std::mem::take(&mut self.logits);
+        let n_vocab = self.model.n_vocab() as usize;
+        for (k, (i, idx)) in sample_at.into_iter().enumerate() {
+            let logits = if own_logits {
+                &kernel_logits[k * n_vocab..(k + 1) * n_vocab]
+            } else {
+                self.ctx.get_logits_ith(idx)
+            };
             let Some(active) = self.slots[i].active.as_mut() else {
                 continue;
             };
@@ -461,6 +523,88 @@ impl Scheduler<'_> {
                 }
             }
             self.on_token(i, token);
+        }
+        self.logits = kernel_logits;
+    }
+
+    /// With `verify_output_kernel`: counts the sampled positions where the
+    /// kernel's and llama.cpp's logits pick different greedy tokens.
+    fn compare_with_llama(&self, sampled: usize) {
+        let n_vocab = self.model.n_vocab() as usize;
+        for k in 0..sampled {
+            let ours = crate::sampler::argmax(&self.logits[k * n_vocab..(k + 1) * n_vocab]);
+            // In a step that samples every token, output k is batch index k.
+            let theirs = crate::sampler::argmax(self.ctx.get_logits_ith(k as i32));
+            if ours != theirs {
+                self.stats
+                    .output_kernel_disagreements
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn tap_mut(&mut self) -> Option<&mut Tap> {
+        self.tap.as_mut().map(TapHandle::get)
+    }
+
+    /// After a successful decode: finish discovery, or run the output kernel
+    /// on the captured hidden states. `Ok(true)` when this step's logits are
+    /// the kernel's (in `self.logits`), `Ok(false)` when they are llama.cpp's.
+    fn after_decode(&mut self, mode: TapMode, sampled: usize) -> Result<bool, Error> {
+        let n_embd = self.model.n_embd() as usize;
+        let Some(tap) = self.tap_mut() else {
+            return Ok(false);
+        };
+        match mode {
+            TapMode::Off => Ok(false),
+            TapMode::Discover => {
+                let found = tap.discovered();
+                self.discovering = false;
+                match found {
+                    Ok(kernel) => {
+                        tracing::info!("output projection: basalt's AVX-512 Q8_0 kernel");
+                        self.kernel = Some(kernel);
+                    }
+                    Err(reason) => tracing::info!("output projection: llama.cpp's ({reason})"),
+                }
+                Ok(false)
+            }
+            TapMode::Capture => {
+                let hidden = std::mem::take(&mut tap.hidden);
+                let fell_back = tap.fell_back;
+                let verify = tap.verify;
+                if fell_back && hidden.is_empty() {
+                    // llama.cpp ran its own projection: its logits stand.
+                    tracing::warn!(
+                        "output projection: the hidden state was not as expected; back to llama.cpp's"
+                    );
+                    self.kernel = None;
+                    return Ok(false);
+                }
+                if fell_back || hidden.len() != sampled * n_embd {
+                    tracing::error!(
+                        "output projection: captured {} values for {sampled} positions; back to llama.cpp's",
+                        hidden.len()
+                    );
+                    self.kernel = None;
+                    return Err(Error::internal(
+                        "the output projection lost this step's hidden states; retry the request",
+                    ));
+                }
+                if let Some(kernel) = &self.kernel {
+                    kernel.logits(&hidden, &mut self.logits);
+                }
+                self.stats
+                    .output_kernel_steps
+                    .fetch_add(1, Ordering::Relaxed);
+                if verify {
+                    self.compare_with_llama(sampled);
+                }
+                if let Some(tap) = self.tap_mut() {
+                    tap.hidden = hidden;
+                }
+                Ok(true)
+            }
         }
     }
 

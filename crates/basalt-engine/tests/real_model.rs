@@ -34,6 +34,8 @@ fn config(parallel: u32, max_queue: u32) -> Option<EngineConfig> {
         max_queue,
         batch_tokens: 512,
         default_top_k: 40,
+        output_kernel: true,
+        verify_output_kernel: false,
     })
 }
 
@@ -331,4 +333,47 @@ fn a_repeated_prompt_gets_the_same_greedy_answer_cached_or_not() {
         assert_eq!(cold.text, warm.text, "prompt {i}");
         assert_eq!(cold.output_tokens, warm.output_tokens, "prompt {i}");
     }
+}
+
+/// basalt's output kernel (`output_head`, used for steps that sample two or
+/// more positions) picks the same greedy tokens as llama.cpp's own projection
+/// of the same hidden states: with verification on, the engine runs both for
+/// every kernel step and counts disagreements.
+#[test]
+fn the_output_kernel_picks_the_tokens_llama_cpps_projection_picks() {
+    let Some(cfg) = config(4, 16) else { return };
+    #[cfg(target_arch = "x86_64")]
+    let supported = std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512vnni");
+    #[cfg(not(target_arch = "x86_64"))]
+    let supported = false;
+    let engine = &Engine::load(EngineConfig {
+        verify_output_kernel: true,
+        ..cfg
+    })
+    .unwrap();
+    let prompts = [
+        "List three rivers in Europe.",
+        "Name a colour and a fruit.",
+        "Count: 1, 2, 3,",
+        "Say hello in French.",
+    ];
+    let receivers: Vec<_> = prompts
+        .iter()
+        .map(|p| submit(engine, p, 24, vec![]))
+        .collect();
+    let outcomes: Vec<_> = receivers.into_iter().map(collect).collect();
+    assert!(outcomes.iter().all(|o| o.output_tokens > 0));
+    let stats = engine.stats();
+    let steps = stats.output_kernel_steps.load(Ordering::Relaxed);
+    if supported {
+        assert!(
+            steps > 0,
+            "the kernel was not used on a CPU with AVX-512 VNNI"
+        );
+    }
+    assert_eq!(stats.output_kernel_disagreements.load(Ordering::Relaxed), 0);
 }

@@ -292,6 +292,15 @@ pub struct ModelConfig {
     /// as the next token. Default: a short few-shot yes/no relevance prompt.
     #[serde(default)]
     pub rerank_prompt: Option<String>,
+    /// Chat models: compute the output projection (hidden state × vocabulary)
+    /// with basalt's AVX-512 kernel where the CPU has AVX-512 VNNI and the
+    /// model's output matrix is Q8_0; `false` keeps llama.cpp's everywhere.
+    #[serde(default = "default_true")]
+    pub output_kernel: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_provider() -> String {
@@ -361,6 +370,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
         rerank_prompt: None,
+        output_kernel: true,
     };
     let minilm = ModelConfig {
         id: DEFAULT_EMBEDDING_MODEL_ID.into(),
@@ -390,6 +400,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         default_max_tokens: default_max_tokens(),
         default_top_k: default_top_k(),
         rerank_prompt: None,
+        output_kernel: true,
     };
     vec![gemma, minilm]
 }
@@ -679,6 +690,8 @@ impl ModelConfig {
                 max_queue: self.max_queue,
                 batch_tokens: self.batch_tokens,
                 default_top_k: self.default_top_k,
+                output_kernel: self.output_kernel,
+                verify_output_kernel: false,
             },
             default_max_tokens: self.default_max_tokens,
             rerank_prompt: self.rerank_prompt.clone(),

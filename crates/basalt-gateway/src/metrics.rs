@@ -247,7 +247,7 @@ impl Metrics {
         drop(m);
         let engines: Vec<_> = engines.into_iter().collect();
         type Read = fn(&EngineStats) -> i64;
-        let gauges: [(&str, &str, &str, Read); 6] = [
+        let gauges: [(&str, &str, &str, Read); 7] = [
             (
                 "basalt_queue_depth",
                 "gauge",
@@ -283,6 +283,12 @@ impl Metrics {
                 "counter",
                 "Batched decode steps run by the engine.",
                 |s| s.decode_steps.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "basalt_output_kernel_steps_total",
+                "counter",
+                "Decode steps whose logits came from basalt's output kernel instead of llama.cpp's.",
+                |s| s.output_kernel_steps.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, kind, help, read) in gauges {

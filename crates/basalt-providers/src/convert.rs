@@ -133,7 +133,7 @@ impl Tensor<'_> {
     /// multiple of 32 stay as they are, as llama.cpp's quantizer leaves them).
     fn quantized(self) -> Self {
         let row = self.dims[0] as usize;
-        if row % Q8_0_BLOCK != 0 || !matches!(self.ggml_type, GGML_F32 | GGML_F16) {
+        if !row.is_multiple_of(Q8_0_BLOCK) || !matches!(self.ggml_type, GGML_F32 | GGML_F16) {
             return self;
         }
         let values: Vec<f32> = if self.ggml_type == GGML_F32 {
