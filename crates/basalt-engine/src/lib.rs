@@ -7,6 +7,7 @@
 //! full.
 
 mod embed;
+mod half;
 mod output_head;
 mod sampler;
 mod scheduler;
@@ -26,6 +27,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 pub use llama_cpp_2::token::LlamaToken;
 
 pub use embed::{dot, normalize, EmbedResult, EmbedStats, Embedder, EmbedderConfig};
+pub use half::{f16_to_f32, f32_to_f16};
 pub use sampler::SamplingParams;
 pub use static_embed::StaticEmbeddings;
 

@@ -46,6 +46,8 @@ use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
 
 use llama_cpp_2::context::params::LlamaContextParams;
+
+use crate::half::{f16_to_f32, f32_to_f16};
 use llama_cpp_sys_2 as sys;
 
 /// Fewest sampled positions a step needs to take the kernel. One position is
@@ -332,54 +334,6 @@ unsafe fn rows_avx512(
     _: *mut f32,
 ) {
     unreachable!("the kernel is only made on x86-64 with AVX-512")
-}
-
-/// IEEE half precision from single, rounding to nearest even (as ggml's
-/// `GGML_FP32_TO_FP16`).
-fn f32_to_f16(x: f32) -> u16 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("f16c") {
-        // SAFETY: F16C is present.
-        return unsafe { f32_to_f16_f16c(x) };
-    }
-    let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32 - 112;
-    let man = bits & 0x007f_ffff;
-    if exp >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if exp <= 0 {
-        return sign;
-    }
-    let base = ((exp as u32) << 10 | man >> 13) as u16;
-    let rest = man & 0x1fff;
-    sign | (base + u16::from(rest > 0x1000 || (rest == 0x1000 && base & 1 == 1)))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "f16c")]
-unsafe fn f32_to_f16_f16c(x: f32) -> u16 {
-    use std::arch::x86_64::*;
-    _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(x), _MM_FROUND_TO_NEAREST_INT), 0) as u16
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    match exp {
-        0 => {
-            let v = man as f32 / 16_777_216.0;
-            if sign != 0 {
-                -v
-            } else {
-                v
-            }
-        }
-        0x1f => f32::from_bits(sign | 0x7f80_0000 | man << 13),
-        _ => f32::from_bits(sign | (exp + 112) << 23 | man << 13),
-    }
 }
 
 /// What the graph callback does on the next decode.
