@@ -160,7 +160,8 @@ def summarize(name, per_query):
 
 
 class Server:
-    def __init__(self, binary, embed_model, threads, buckets, rerank_model=None, hnsw_from_chunks=50_000):
+    def __init__(self, binary, embed_model, threads, buckets, rerank_model=None, hnsw_from_chunks=50_000,
+                 encoder_kernel=True):
         self.dir = Path(tempfile.mkdtemp(prefix="basalt-bench-kb-"))
         self.port = 18190
         self.url = f"http://127.0.0.1:{self.port}"
@@ -181,6 +182,7 @@ context_window = 256
 threads = {threads}
 parallel = 32
 batch_tokens = 256
+encoder_kernel = {str(encoder_kernel).lower()}
 [models.source]
 path = "{embed_model}"
 """ + (f"""
@@ -280,7 +282,8 @@ def quality(args, out):
     for n, (doc_id, text) in enumerate(docs.items()):
         stems[f"d{n:07d}"] = doc_id
         (root / f"d{n:07d}.txt").write_text(text)
-    srv = Server(args.bin, args.embed_model, args.threads, {"collection": root}, args.rerank_model)
+    srv = Server(args.bin, args.embed_model, args.threads, {"collection": root}, args.rerank_model,
+                 encoder_kernel=not args.llama_only)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
         kb, ds = kb_with_source(agent, "quality", {"type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::collection"}})
@@ -364,7 +367,7 @@ def scale(args, out):
     texts = [d.split() for d in coll.docs.values() if len(d.split()) >= 20]
     fresh = iter(coll.short_texts())
     srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"},
-                 hnsw_from_chunks=args.hnsw_from_chunks)
+                 hnsw_from_chunks=args.hnsw_from_chunks, encoder_kernel=not args.llama_only)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
         out.append("\nLatency in ms, client-side, 50 Retrieves each (numberOfResults 10); *new* = a title never asked "
@@ -496,6 +499,8 @@ def main():
     p.add_argument("--rerank-model", help="GGUF of a text model: adds HYBRID + rerank to the quality run")
     p.add_argument("--rerank-top", type=int, default=20)
     p.add_argument("--skip-quality", "--skip-cisi", action="store_true")
+    p.add_argument("--llama-only", action="store_true",
+                   help="encoder_kernel = false: llama.cpp embeds every pass (an A/B for basalt's own encoder)")
     p.add_argument("--hnsw-from-chunks", type=int, default=50_000,
                    help="the server's knowledge.hnsw_from_chunks (scales from it on time the graph and a restart)")
     args = p.parse_args()

@@ -120,11 +120,15 @@ def test_metrics_count_embedded_inputs_and_tokens(server, runtime):
         return support.metric_sum(support.get_metrics(server.url), name, model=EMBED_MODEL_ID) or 0
 
     before = {n: sample(n) for n in ("basalt_embedding_inputs_total", "basalt_embedding_tokens_total",
-                                     "basalt_embedding_passes_total")}
+                                     "basalt_embedding_passes_total", "basalt_embedding_kernel_passes_total")}
     _invoke(runtime, {"inputText": "four words of text"})
     assert sample("basalt_embedding_inputs_total") == before["basalt_embedding_inputs_total"] + 1
     # [CLS] four words of text [SEP]
     assert sample("basalt_embedding_tokens_total") == before["basalt_embedding_tokens_total"] + 6
     assert sample("basalt_embedding_passes_total") == before["basalt_embedding_passes_total"] + 1
+    # A short input takes basalt's own encoder where the CPU has AVX-512 VNNI.
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    own = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= set(flags)
+    assert sample("basalt_embedding_kernel_passes_total") == before["basalt_embedding_kernel_passes_total"] + own
     assert support.metric_sum(support.get_metrics(server.url), "basalt_embedding_express_requests_total",
                               model=EMBED_MODEL_ID) is not None

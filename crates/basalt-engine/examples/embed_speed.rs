@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch_tokens,
         batch_sequences,
         express_lane: true,
+        encoder_kernel: std::env::var("ENCODER_KERNEL").map_or(true, |v| v != "0"),
     })?;
     let queries = [
         "how do libraries catalogue their collections",

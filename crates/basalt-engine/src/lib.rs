@@ -7,8 +7,11 @@
 //! full.
 
 mod embed;
+mod encoder;
+mod gguf;
 mod half;
 mod output_head;
+mod q8;
 mod sampler;
 mod scheduler;
 mod static_embed;
@@ -26,7 +29,9 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 pub use llama_cpp_2::token::LlamaToken;
 
-pub use embed::{dot, normalize, EmbedResult, EmbedStats, Embedder, EmbedderConfig};
+pub use embed::{
+    dot, normalize, EmbedResult, EmbedStats, Embedder, EmbedderConfig, KERNEL_INPUT_TOKENS,
+};
 pub use half::{f16_to_f32, f32_to_f16};
 pub use sampler::SamplingParams;
 pub use static_embed::StaticEmbeddings;

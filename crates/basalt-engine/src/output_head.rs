@@ -47,7 +47,7 @@ use std::ptr::NonNull;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 
-use crate::half::{f16_to_f32, f32_to_f16};
+use crate::q8::{parallel, quantize, Quantized, BLOCK_BYTES, QK};
 use llama_cpp_sys_2 as sys;
 
 /// Fewest sampled positions a step needs to take the kernel. One position is
@@ -57,9 +57,6 @@ use llama_cpp_sys_2 as sys;
 /// `examples/decode_speed`).
 pub(crate) const MIN_SAMPLED: usize = 2;
 
-/// Values per Q8_0 block, and bytes per block (an f16 scale, then 32 i8).
-const QK: usize = 32;
-const BLOCK_BYTES: usize = 34;
 /// Sequences multiplied together per pass over the weights (16 lanes: 8
 /// sequences × 2 rows).
 const GROUP: usize = 8;
@@ -80,57 +77,6 @@ pub(crate) struct OutputKernel {
 // the model the scheduler borrows; the kernel only reads them.
 unsafe impl Send for OutputKernel {}
 unsafe impl Sync for OutputKernel {}
-
-/// Whether this CPU runs the kernel.
-pub(crate) fn cpu_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-            && std::arch::is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Hidden states quantized as ggml quantizes them for a Q8_0 product: per
-/// block of 32, the scale `max/127` (kept as f16) and the values rounded half
-/// to even, stored here offset by 128 (unsigned, as `vpdpbusd` takes them).
-struct Quantized {
-    n: usize,
-    blocks: usize,
-    values: Vec<u8>,
-    /// Per sequence and block.
-    scales: Vec<f32>,
-}
-
-fn quantize(hidden: &[f32], n_embd: usize) -> Quantized {
-    let n = hidden.len() / n_embd;
-    let blocks = n_embd / QK;
-    let mut values = Vec::with_capacity(n * n_embd);
-    let mut scales = Vec::with_capacity(n * blocks);
-    for block in hidden.chunks_exact(QK) {
-        let max = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let inverse = if max == 0.0 { 0.0 } else { 127.0 / max };
-        values.extend(
-            block
-                .iter()
-                .map(|x| ((x * inverse).round_ties_even() as i32 + 128) as u8),
-        );
-        scales.push(f16_to_f32(f32_to_f16(max / 127.0)));
-    }
-    Quantized {
-        n,
-        blocks,
-        values,
-        scales,
-    }
-}
 
 /// Up to 8 sequences laid out for the kernel's 16 lanes: lane `s` holds
 /// sequence `s` against an even row, lane `8 + s` the same sequence against
@@ -219,43 +165,6 @@ impl OutputKernel {
             }
         };
         parallel(threads, &run);
-    }
-}
-
-// libgomp, which llama.cpp's CPU backend runs its graphs on (the `openmp`
-// feature): `GOMP_parallel` is what `#pragma omp parallel` compiles to.
-extern "C" {
-    fn GOMP_parallel(
-        f: unsafe extern "C" fn(*mut c_void),
-        data: *mut c_void,
-        num_threads: u32,
-        flags: u32,
-    );
-    fn omp_get_thread_num() -> i32;
-}
-
-/// Runs `f(thread)` for `thread` in `0..threads` on OpenMP's thread team, the
-/// one llama.cpp just computed the graph on: its workers are still spinning
-/// for work when the kernel starts, so they take it at once instead of
-/// competing for the cores with threads of our own.
-fn parallel(threads: usize, f: &(dyn Fn(usize) + Sync)) {
-    unsafe extern "C" fn trampoline(data: *mut c_void) {
-        // SAFETY: `data` is the `&dyn Fn` below, alive for the whole region.
-        let f = unsafe { &*data.cast::<&(dyn Fn(usize) + Sync)>() };
-        // SAFETY: called inside a parallel region.
-        let thread = unsafe { omp_get_thread_num() };
-        f(usize::try_from(thread).unwrap_or(0));
-    }
-    let mut f = f;
-    // SAFETY: GOMP_parallel runs `trampoline` on `threads` threads and returns
-    // when all have finished; `f` outlives the call.
-    unsafe {
-        GOMP_parallel(
-            trampoline,
-            std::ptr::from_mut(&mut f).cast(),
-            u32::try_from(threads).unwrap_or(1),
-            0,
-        );
     }
 }
 
@@ -583,6 +492,8 @@ unsafe extern "C" fn eval_callback(t: *mut sys::ggml_tensor, ask: bool, data: *m
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::half::{f16_to_f32, f32_to_f16};
+    use crate::q8::cpu_supported;
 
     /// A random Q8_0 matrix, and the exact logits of ggml's arithmetic
     /// (integer block sums scaled by both f16 scales) in f64.
@@ -650,22 +561,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn hidden_states_quantize_as_ggml_does() {
-        let mut hidden = vec![0.0f32; 64];
-        hidden[0] = 127.0; // the block's largest magnitude: scale 1
-        hidden[1] = -63.5; // ties round to even
-        hidden[2] = 0.5;
-        hidden[3] = 1.5;
-        let q = quantize(&hidden, 64);
-        let v = |i: usize| i32::from(q.values[i]) - 128;
-        assert_eq!((v(0), v(1), v(2), v(3)), (127, -64, 0, 2));
-        assert_eq!(q.scales[0], 1.0);
-        // An all-zero block has scale 0 and values 0.
-        assert!(q.values[32..].iter().all(|&x| x == 128));
-        assert_eq!(q.scales[1], 0.0);
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub(crate) fn run(
         .with_kv_unified(false)
         .with_swa_full(true);
     let mut tap = None;
-    let params = if config.output_kernel && output_head::cpu_supported() {
+    let params = if config.output_kernel && crate::q8::cpu_supported() {
         let handle = TapHandle::new(Tap::new(
             model.n_embd() as usize,
             model.n_vocab() as usize,

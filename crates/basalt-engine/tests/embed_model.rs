@@ -25,6 +25,7 @@ fn config(max_queue: u32) -> Option<EmbedderConfig> {
         batch_tokens: 4096,
         batch_sequences: 32,
         express_lane: true,
+        encoder_kernel: true,
     })
 }
 
@@ -232,4 +233,83 @@ fn a_short_request_during_a_long_pass_takes_the_express_lane() {
     }
     assert!(e.stats().express.load(Ordering::Relaxed) > 0);
     finishes_later(long_rx);
+}
+
+/// basalt's own encoder (inputs of up to `KERNEL_INPUT_TOKENS` tokens) against
+/// llama.cpp's forward pass and the numpy reference: both are Q8_0
+/// approximations of the same model, so each is close to the reference and
+/// to the other, and the encoder is the one that ran.
+#[test]
+fn the_own_encoder_embeds_as_llama_cpp_does() {
+    let Some(cfg) = config(16) else { return };
+    let file_type = embedder()
+        .unwrap()
+        .model()
+        .meta_val_str("general.file_type");
+    if file_type.as_deref() != Ok("7") {
+        return; // the encoder takes Q8_0 weights only
+    }
+    let on = Embedder::load(EmbedderConfig {
+        encoder_kernel: true,
+        ..cfg.clone()
+    })
+    .unwrap();
+    let off = Embedder::load(EmbedderConfig {
+        encoder_kernel: false,
+        ..cfg
+    })
+    .unwrap();
+    let references: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let mut texts: Vec<String> = references
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.extend([
+        "information retrieval evaluation measures".to_owned(),
+        "x".to_owned(),
+        "the use of citation indexes in science ".repeat(6),
+        // Longer than the encoder takes: llama.cpp embeds it on both.
+        "word ".repeat(200),
+    ]);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // One text per call: each is its own pass, as a lone query is.
+    let mut by_kernel = Vec::new();
+    let mut by_llama = Vec::new();
+    for t in &refs {
+        by_kernel.push(embed(&on, &[t]).pop().unwrap());
+        by_llama.push(embed(&off, &[t]).pop().unwrap());
+    }
+    let supported = std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512vnni");
+    let short = refs
+        .iter()
+        .filter(|t| on.tokenize(t).len() <= basalt_engine::KERNEL_INPUT_TOKENS)
+        .count() as u64;
+    assert_eq!(
+        on.stats().kernel_passes.load(Ordering::Relaxed),
+        if supported { short } else { 0 }
+    );
+    assert_eq!(off.stats().kernel_passes.load(Ordering::Relaxed), 0);
+    for (i, t) in refs.iter().enumerate() {
+        let between = cosine(&by_kernel[i], &by_llama[i]);
+        eprintln!("{t:?}: kernel vs llama.cpp {between}");
+        assert!(between > 0.9995, "{t:?}: cosine {between}");
+        if let Some(r) = references.get(i) {
+            let want: Vec<f32> = serde_json::from_value(r["embedding"].clone()).unwrap();
+            let (k, l) = (cosine(&by_kernel[i], &want), cosine(&by_llama[i], &want));
+            eprintln!("  against the reference: kernel {k}, llama.cpp {l}");
+            assert!(k > 0.999 && l > 0.999, "{t:?}: {k} and {l}");
+        }
+    }
+    // Several inputs in one pass embed as they do alone.
+    let together = embed(&on, &refs[..4]);
+    for (i, v) in together.iter().enumerate() {
+        assert!(
+            cosine(v, &by_kernel[i]) > 0.99999,
+            "input {i} differs in a pass"
+        );
+    }
 }

@@ -297,6 +297,12 @@ pub struct ModelConfig {
     /// model's output matrix is Q8_0; `false` keeps llama.cpp's everywhere.
     #[serde(default = "default_true")]
     pub output_kernel: bool,
+    /// Embedding models: embed passes whose inputs are all up to 128 tokens
+    /// (a Retrieve's query, short chunks) with basalt's own encoder on
+    /// AVX-512 VNNI, for BERT models with Q8_0 weights; `false` keeps
+    /// llama.cpp's forward pass everywhere.
+    #[serde(default = "default_true")]
+    pub encoder_kernel: bool,
 }
 
 fn default_true() -> bool {
@@ -371,6 +377,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         default_top_k: default_top_k(),
         rerank_prompt: None,
         output_kernel: true,
+        encoder_kernel: true,
     };
     let minilm = ModelConfig {
         id: DEFAULT_EMBEDDING_MODEL_ID.into(),
@@ -401,6 +408,7 @@ pub fn default_models() -> Vec<ModelConfig> {
         default_top_k: default_top_k(),
         rerank_prompt: None,
         output_kernel: true,
+        encoder_kernel: true,
     };
     vec![gemma, minilm]
 }
@@ -675,6 +683,7 @@ impl ModelConfig {
             batch_tokens: self.batch_tokens,
             batch_sequences: self.parallel,
             express_lane: true,
+            encoder_kernel: self.encoder_kernel,
         }
     }
 

@@ -118,6 +118,11 @@ pub fn render_embedders(out: &mut String, rows: &[(&str, &EmbedStats)]) {
             "Short requests embedded on the express lane, beside longer work.",
             |s: &EmbedStats| &s.express,
         ),
+        (
+            "basalt_embedding_kernel_passes_total",
+            "Forward passes run by basalt's own encoder instead of llama.cpp (short passes on AVX-512 VNNI).",
+            |s: &EmbedStats| &s.kernel_passes,
+        ),
     ] {
         render_family(
             out,

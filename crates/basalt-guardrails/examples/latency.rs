@@ -164,6 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch_tokens: 4096,
             batch_sequences: 32,
             express_lane: true,
+            encoder_kernel: true,
         },
     ));
     let dir = std::env::temp_dir().join(format!("basalt-latency-{}", std::process::id()));

@@ -30,6 +30,7 @@ async fn guardrails() -> Option<(Guardrails, tempdir::TempDir)> {
             batch_tokens: 4096,
             batch_sequences: 32,
             express_lane: true,
+            encoder_kernel: true,
         },
     ));
     let dir = tempdir::TempDir::new();

@@ -1,0 +1,225 @@
+//! Just enough of a GGUF reader for basalt's own encoder (`encoder`): scalar
+//! metadata and the tensor directory; tensor data is read where it lies in
+//! the file. Arrays (the tokenizer's vocabulary) are skipped, not kept.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// ggml tensor types this reader sizes.
+pub(crate) const F32: u32 = 0;
+pub(crate) const F16: u32 = 1;
+pub(crate) const Q8_0: u32 = 8;
+
+/// A scalar metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    /// An array, not kept.
+    Array,
+}
+
+/// One tensor: its dimensions (innermost first, as ggml counts them), type
+/// and where its data starts in the file.
+#[derive(Debug, Clone)]
+pub(crate) struct TensorInfo {
+    pub dims: Vec<u64>,
+    pub ggml_type: u32,
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    pub(crate) fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of data, for the types this reader knows.
+    pub(crate) fn bytes(&self) -> Option<u64> {
+        let n = self.elements();
+        match self.ggml_type {
+            F32 => Some(n * 4),
+            F16 => Some(n * 2),
+            Q8_0 if n.is_multiple_of(32) => Some(n / 32 * 34),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) struct Gguf {
+    file: File,
+    pub kv: HashMap<String, Value>,
+    pub tensors: HashMap<String, TensorInfo>,
+}
+
+/// No header field may claim more than this many items or bytes (a corrupt
+/// length would otherwise ask for gigabytes).
+const LIMIT: u64 = 1 << 28;
+
+struct Header<R> {
+    r: R,
+}
+
+impl<R: Read> Header<R> {
+    fn bytes<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.r.read_exact(&mut b)?;
+        Ok(b)
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes()?))
+    }
+    fn u64(&mut self) -> std::io::Result<u64> {
+        Ok(u64::from_le_bytes(self.bytes()?))
+    }
+    fn len(&mut self) -> std::io::Result<u64> {
+        let n = self.u64()?;
+        if n > LIMIT {
+            return Err(invalid(format!("a length of {n}")));
+        }
+        Ok(n)
+    }
+    fn string(&mut self) -> std::io::Result<String> {
+        let n = self.len()?;
+        let mut s = Vec::with_capacity(n as usize);
+        (&mut self.r).take(n).read_to_end(&mut s)?;
+        if s.len() as u64 != n {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        String::from_utf8(s).map_err(|_| invalid("a string that is not UTF-8".into()))
+    }
+    fn value(&mut self, ty: u32) -> std::io::Result<Value> {
+        Ok(match ty {
+            0 => Value::Int(i64::from(self.bytes::<1>()?[0])),
+            1 => Value::Int(i64::from(self.bytes::<1>()?[0] as i8)),
+            2 => Value::Int(i64::from(u16::from_le_bytes(self.bytes()?))),
+            3 => Value::Int(i64::from(i16::from_le_bytes(self.bytes()?))),
+            4 => Value::Int(i64::from(self.u32()?)),
+            5 => Value::Int(i64::from(i32::from_le_bytes(self.bytes()?))),
+            6 => Value::Float(f64::from(f32::from_le_bytes(self.bytes()?))),
+            7 => Value::Bool(self.bytes::<1>()?[0] != 0),
+            8 => Value::Str(self.string()?),
+            9 => {
+                let elem = self.u32()?;
+                let n = self.len()?;
+                for _ in 0..n {
+                    self.value(elem)?;
+                }
+                Value::Array
+            }
+            10 => Value::Int(i64::try_from(self.u64()?).unwrap_or(i64::MAX)),
+            11 => Value::Int(i64::from_le_bytes(self.bytes()?)),
+            12 => Value::Float(f64::from_le_bytes(self.bytes()?)),
+            other => return Err(invalid(format!("metadata type {other}"))),
+        })
+    }
+}
+
+fn invalid(what: String) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("not a GGUF file this reader knows: {what}"),
+    )
+}
+
+impl Gguf {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let mut h = Header {
+            r: BufReader::new(file.try_clone()?),
+        };
+        if &h.bytes::<4>()? != b"GGUF" {
+            return Err(invalid("no GGUF magic".into()));
+        }
+        let version = h.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(invalid(format!("version {version}")));
+        }
+        let n_tensors = h.len()?;
+        let n_kv = h.len()?;
+        let mut kv = HashMap::new();
+        for _ in 0..n_kv {
+            let key = h.string()?;
+            let ty = h.u32()?;
+            kv.insert(key, h.value(ty)?);
+        }
+        let mut infos = Vec::new();
+        for _ in 0..n_tensors {
+            let name = h.string()?;
+            let n_dims = h.u32()?;
+            if n_dims > 4 {
+                return Err(invalid(format!("{name} has {n_dims} dimensions")));
+            }
+            let dims = (0..n_dims)
+                .map(|_| h.u64())
+                .collect::<Result<Vec<_>, _>>()?;
+            let ggml_type = h.u32()?;
+            let offset = h.u64()?;
+            infos.push((
+                name,
+                TensorInfo {
+                    dims,
+                    ggml_type,
+                    offset,
+                },
+            ));
+        }
+        let alignment = match kv.get("general.alignment") {
+            Some(Value::Int(a)) if *a > 0 => *a as u64,
+            _ => 32,
+        };
+        let at = h.r.stream_position()?;
+        let data = at.div_ceil(alignment) * alignment;
+        let tensors = infos
+            .into_iter()
+            .map(|(name, mut t)| {
+                t.offset += data;
+                (name, t)
+            })
+            .collect();
+        Ok(Self { file, kv, tensors })
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Option<i64> {
+        match self.kv.get(key)? {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn float(&self, key: &str) -> Option<f64> {
+        match self.kv.get(key)? {
+            Value::Float(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn str(&self, key: &str) -> Option<&str> {
+        match self.kv.get(key)? {
+            Value::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// `len` bytes of the file from `offset`.
+    pub(crate) fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// A whole tensor's data.
+    pub(crate) fn data(&self, t: &TensorInfo) -> std::io::Result<Vec<u8>> {
+        let len = t
+            .bytes()
+            .ok_or_else(|| invalid(format!("tensor type {}", t.ggml_type)))?;
+        self.read_at(
+            t.offset,
+            usize::try_from(len).map_err(|_| invalid("size".into()))?,
+        )
+    }
+}
