@@ -354,6 +354,16 @@ def quality(args, out):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def never_asked(texts):
+    """The texts, then (for a small collection) the texts again with a
+    counter appended, so no query is ever asked twice."""
+    round_ = 0
+    while True:
+        for t in texts:
+            yield t if round_ == 0 else f"{t} ({round_})"
+        round_ += 1
+
+
 def scale(args, out):
     """Chunks are 16-word windows of the collection's documents (real text, so
     BM25 sees real term statistics), repeated at different offsets to reach
@@ -362,22 +372,24 @@ def scale(args, out):
     are asked again,
     when basalt's query cache skips the embedder, which times the search
     itself (plus HTTP and boto3); then again with a plain keep-alive HTTP
-    client ("raw"), which leaves out boto3's own few milliseconds a call."""
+    client ("raw"), which leaves out boto3's own few milliseconds a call; then
+    50 more new titles with that client ("raw new")."""
     coll = load_collection(Path(args.collection))
     texts = [d.split() for d in coll.docs.values() if len(d.split()) >= 20]
-    fresh = iter(coll.short_texts())
+    fresh = never_asked(coll.short_texts())
     srv = Server(args.bin, args.embed_model, args.threads, {"unused-bucket": "/nonexistent"},
                  hnsw_from_chunks=args.hnsw_from_chunks, encoder_kernel=not args.llama_only)
     try:
         agent, rt = srv.client("bedrock-agent"), srv.client("bedrock-agent-runtime")
         out.append("\nLatency in ms, client-side, 50 Retrieves each (numberOfResults 10); *new* = a title never asked "
                    "before (embedded), *again* = the same 50 titles asked a second time (query embedding cached), "
-                   "*raw* = the same again from a plain HTTP client instead of boto3.\n")
+                   "*raw* = the same again from a plain HTTP client instead of boto3, "
+                   "*raw new* = 50 more never-seen titles from the plain HTTP client.\n")
         out.append("| chunks | ingest chunks/s | HYBRID new p50 | HYBRID new p95 | HYBRID again p50 | HYBRID again p95 "
-                   "| HYBRID raw p50 | HYBRID raw p95 "
+                   "| HYBRID raw p50 | HYBRID raw p95 | HYBRID raw new p50 | HYBRID raw new p95 "
                    "| SEMANTIC new p50 | SEMANTIC new p95 | SEMANTIC again p50 | SEMANTIC again p95 "
-                   "| SEMANTIC raw p50 | SEMANTIC raw p95 |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                   "| SEMANTIC raw p50 | SEMANTIC raw p95 | SEMANTIC raw new p50 | SEMANTIC raw new p95 |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         kb, ds = kb_with_source(agent, "scale", {"type": "CUSTOM"}, {"chunkingStrategy": "NONE"})
         have = prev = 0
         notes = []
@@ -423,7 +435,8 @@ def scale(args, out):
                 new = [ask(t) for t in asked]
                 again = [ask(t) for t in asked]
                 plain = [ask_raw(t) for t in asked]
-                for lat in (new, again, plain):
+                plain_new = [ask_raw(next(fresh)) for _ in range(50)]
+                for lat in (new, again, plain, plain_new):
                     row += [f"{statistics.median(lat):.1f}", f"{pct(lat, 95):.1f}"]
             out.append(" | ".join(row) + " |")
         notes.append(busy_queries(srv, kb, texts, fresh))
