@@ -2,7 +2,10 @@
 //! MODEL.gguf [threads] [batch_tokens] [batch_sequences] [calls]`. Times lone
 //! short queries (what a Retrieve embeds), a batch of 32 short texts, and 64
 //! chunks of about 240 tokens (what ingestion embeds). Useful to compare model
-//! files (`convert_weights`) and pass sizes (`batch_tokens`).
+//! files (`convert_weights`) and pass sizes (`batch_tokens`). Environment:
+//! `ENCODER_KERNEL=0` embeds everything with llama.cpp (basalt's own encoder
+//! otherwise takes inputs of up to 128 tokens), `QUERY_WORDS=N` makes the
+//! lone query N words long, `EMBED_GAP_MS` idles before each lone query.
 
 use std::time::Instant;
 
@@ -35,10 +38,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     // EMBED_GAP_MS: idle time before each lone query (a client's think time).
     let gap: u64 = std::env::var("EMBED_GAP_MS").map_or(Ok(0), |s| s.parse())?;
+    // QUERY_WORDS: the lone query is this many words (about one token each)
+    // instead of the four short titles, to time inputs by length.
+    let words: usize = std::env::var("QUERY_WORDS").map_or(Ok(0), |s| s.parse())?;
+    let long_query = "information retrieval evaluation measures of indexing quality "
+        .repeat(words.div_ceil(8))
+        .split_whitespace()
+        .take(words)
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut times = Vec::new();
     for i in 0..calls {
         std::thread::sleep(std::time::Duration::from_millis(gap));
-        let tokens = e.tokenize(queries[i % queries.len()]);
+        let text = if words > 0 {
+            &long_query
+        } else {
+            queries[i % queries.len()]
+        };
+        let tokens = e.tokenize(text);
         let start = Instant::now();
         e.submit(vec![tokens])?.blocking_recv()??;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
@@ -46,7 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
     println!(
-        "single query: p50 {:.2} ms, p95 {:.2} ms, min {:.2} ms",
+        "single query ({} tokens): p50 {:.2} ms, p95 {:.2} ms, min {:.2} ms",
+        e.tokenize(if words > 0 { &long_query } else { queries[0] })
+            .len(),
         pct(0.5),
         pct(0.95),
         times[0]

@@ -47,12 +47,12 @@ pub struct EmbedderConfig {
 }
 
 /// Longest input basalt's own encoder takes: a pass with a longer input goes
-/// to llama.cpp. Measured on 2 vCPUs (`examples/embed_speed`): a 14-token
-/// query embeds 3× as fast as with llama.cpp, 32 short texts 3.2×, a
-/// 100-token input 1.6×, a 200-token one about as fast, and 64 chunks of 243
-/// tokens 0.92× (attention, which grows with the square of the length, is
-/// the encoder's plain f32 code).
-pub const KERNEL_INPUT_TOKENS: usize = 128;
+/// to llama.cpp. Measured on 2 vCPUs (`examples/embed_speed`, in-process,
+/// against `ENCODER_KERNEL=0`): an 8-token query embeds 3.7–4.1× as fast as
+/// with llama.cpp, a 26-token one 3.2–3.5×, 32 short texts 3.4×, a 202-token
+/// input 1.8×, 64 chunks of 243 tokens 1.7×. Longer inputs (a
+/// `context_window` above 256) were not measured, so they keep llama.cpp.
+pub const KERNEL_INPUT_TOKENS: usize = 256;
 
 /// Live counters of one embedding model (both lanes together).
 #[derive(Debug, Default)]

@@ -1,23 +1,24 @@
 //! basalt's own forward pass of a BERT embedding model (all-MiniLM-L6-v2 and
-//! its family) for short inputs, on AVX-512 VNNI.
+//! its family) on AVX-512 VNNI, for inputs of up to 256 tokens.
 //!
-//! A Retrieve embeds one short query, 5–20 tokens. llama.cpp runs that as a
+//! A Retrieve embeds one short query, 5–30 tokens. llama.cpp runs that as a
 //! graph of ~150 nodes whose weight products go to ggml's 256-bit
 //! `tinyBLAS_Q0_AVX<q8_0>`, which handles so few columns at a fraction of the
 //! CPU's rate (68% of a lone query's time, `perf`). This encoder reads the
 //! same Q8_0 weights from the GGUF file once, interleaves each matrix 16 rows
 //! at a time (lane `l` of a 64-byte vector holds 4 consecutive weights of row
-//! `16g + l`), and multiplies with `vpdpbusd`: one load of weights serves up
-//! to 8 tokens, each token's 4 activation bytes broadcast against it, and each
-//! lane ends a block holding one (token, row) block sum — no horizontal sums,
-//! no lanes wasted on tokens that are not there. Activations are quantized
-//! exactly as ggml quantizes them for a Q8_0 product (`q8::quantize`), so each
-//! product is ggml's integer arithmetic. Everything else (layer norms,
-//! attention, GELU, mean pooling) is f32 and at most a few hundred thousand
-//! operations for a short input. GELU is the exact (erf) form the model was
-//! trained with; llama.cpp looks the tanh approximation up in a table of f16
-//! values, so embeddings from the two agree to about 1e-4 cosine distance, not
-//! bit for bit (`tests/embed_model.rs` compares both with a numpy reference).
+//! `16g + l`, plus 128), and multiplies with `vpdpbusd`: one load of weights
+//! serves up to 12 tokens, each token's 4 activation bytes broadcast from
+//! memory inside the instruction, and each lane ends a block holding one
+//! (token, row) block sum — no horizontal sums, no lanes wasted on tokens
+//! that are not there. Activations are quantized exactly as ggml quantizes
+//! them for a Q8_0 product (`quantize_blocks`), so each product is ggml's
+//! integer arithmetic. Everything else (layer norms, attention, GELU, mean
+//! pooling) is f32. GELU is the exact (erf) form the model was trained with;
+//! llama.cpp looks the tanh approximation up in a table of f16 values, and
+//! its attention keeps keys and values in f16, so embeddings from the two
+//! agree to about 1e-4 cosine distance, not bit for bit
+//! (`tests/embed_model.rs` compares both with a numpy reference).
 //!
 //! Anything this encoder does not know — another architecture, weights that
 //! are not Q8_0, sizes not a multiple of 32 — is reported by [`Encoder::load`]
@@ -31,7 +32,6 @@ use std::path::Path;
 
 use llama_cpp_2::token::LlamaToken;
 
-use crate::embed::dot;
 use crate::gguf::{Gguf, TensorInfo, F16, F32, Q8_0};
 use crate::half::f16_to_f32;
 use crate::q8::{parallel, BLOCK_BYTES, QK};
@@ -377,30 +377,44 @@ impl Encoder {
         let dim = self.dim;
         let hd = dim / self.heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut p = Vec::new();
+        // Per input and head, the keys transposed (`kt[d * len + j]`), so a
+        // query's scores are `hd` multiply-adds along all keys at once
+        // instead of one short dot product per key.
+        let (mut kt, mut p) = (Vec::new(), Vec::new());
         let mut first = 0;
         for input in inputs {
-            let range = first..first + input.len();
-            for i in range.clone() {
-                for h in heads.clone() {
-                    let qi = &q[i * dim + h * hd..i * dim + (h + 1) * hd];
+            let (range, len) = (first..first + input.len(), input.len());
+            for h in heads.clone() {
+                kt.clear();
+                kt.resize(hd * len, 0.0);
+                for (j, t) in range.clone().enumerate() {
+                    for (d, x) in k[t * dim + h * hd..t * dim + (h + 1) * hd]
+                        .iter()
+                        .enumerate()
+                    {
+                        kt[d * len + j] = *x;
+                    }
+                }
+                for i in range.clone() {
                     p.clear();
-                    p.extend(
-                        range
-                            .clone()
-                            .map(|j| dot(qi, &k[j * dim + h * hd..j * dim + (h + 1) * hd]) * scale),
-                    );
+                    p.resize(len, 0.0);
+                    for (d, qd) in q[i * dim + h * hd..i * dim + (h + 1) * hd]
+                        .iter()
+                        .enumerate()
+                    {
+                        let qd = qd * scale;
+                        p.iter_mut()
+                            .zip(&kt[d * len..(d + 1) * len])
+                            .for_each(|(s, k)| *s += qd * k);
+                    }
                     let max = p.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                    let mut sum = 0.0;
-                    p.iter_mut().for_each(|s| {
-                        *s = exp(*s - max);
-                        sum += *s;
-                    });
+                    p.iter_mut().for_each(|s| *s = exp(*s - max));
+                    let inverse = 1.0 / p.iter().sum::<f32>();
                     let o = &mut out[i * dim + h * hd..i * dim + (h + 1) * hd];
-                    for (j, pj) in range.clone().zip(&p) {
-                        let w = pj / sum;
+                    for (t, pj) in range.clone().zip(&p) {
+                        let w = pj * inverse;
                         o.iter_mut()
-                            .zip(&v[j * dim + h * hd..])
+                            .zip(&v[t * dim + h * hd..(t + 1) * dim])
                             .for_each(|(o, v)| *o += w * v);
                     }
                 }

@@ -297,10 +297,10 @@ pub struct ModelConfig {
     /// model's output matrix is Q8_0; `false` keeps llama.cpp's everywhere.
     #[serde(default = "default_true")]
     pub output_kernel: bool,
-    /// Embedding models: embed passes whose inputs are all up to 128 tokens
-    /// (a Retrieve's query, short chunks) with basalt's own encoder on
-    /// AVX-512 VNNI, for BERT models with Q8_0 weights; `false` keeps
-    /// llama.cpp's forward pass everywhere.
+    /// Embedding models: embed passes whose inputs are all up to 256 tokens
+    /// (queries and chunks) with basalt's own encoder on AVX-512 VNNI, for
+    /// BERT models with Q8_0 weights; `false` keeps llama.cpp's forward pass
+    /// everywhere.
     #[serde(default = "default_true")]
     pub encoder_kernel: bool,
 }
