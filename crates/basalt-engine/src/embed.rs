@@ -373,13 +373,26 @@ fn run(
             .map(|input| &input[..input.len().min(limits.tokens)])
             .collect();
         let used: usize = inputs.iter().map(|i| i.len()).sum();
-        let vectors = match encoder {
-            Some(e) if inputs.iter().all(|i| i.len() <= KERNEL_INPUT_TOKENS) => {
-                stats.kernel_passes.fetch_add(1, Ordering::Relaxed);
-                e.embed(&inputs, config.threads as usize)
-                    .map_err(EngineError::Decode)
+        let limit = encoder.map_or(0, |e| e.max_tokens().min(KERNEL_INPUT_TOKENS));
+        let by_encoder = match encoder {
+            Some(e) if inputs.iter().all(|i| i.len() <= limit) => {
+                match e.embed(&inputs, config.threads as usize) {
+                    Ok(v) => {
+                        stats.kernel_passes.fetch_add(1, Ordering::Relaxed);
+                        Some(v)
+                    }
+                    Err(reason) => {
+                        // llama.cpp embeds this pass instead.
+                        tracing::warn!(%reason, "basalt's encoder failed a pass");
+                        None
+                    }
+                }
             }
-            _ => decode(&mut ctx, &mut batch, &inputs),
+            _ => None,
+        };
+        let vectors = match by_encoder {
+            Some(v) => Ok(v),
+            None => decode(&mut ctx, &mut batch, &inputs),
         };
         let seq = inputs.len();
         let (vectors, failure) = match vectors {

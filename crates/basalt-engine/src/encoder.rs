@@ -125,7 +125,9 @@ impl Encoder {
         let eps = gguf
             .float("bert.attention.layer_norm_epsilon")
             .ok_or("no layer norm epsilon")? as f32;
-        if dim % QK != 0
+        if dim == 0
+            || ff == 0
+            || dim % QK != 0
             || ff % QK != 0
             || dim % ROWS != 0
             || ff % ROWS != 0
@@ -185,6 +187,10 @@ impl Encoder {
         let n_pos = int("context_length")?;
         let mut positions = vector("position_embd.weight", dim * n_pos)?;
         if let Some(types) = gguf.tensors.get("token_types.weight") {
+            let d = dim as u64;
+            if types.dims.first() != Some(&d) || !(d..=16 * d).contains(&types.elements()) {
+                return Err(format!("token_types.weight is {:?}", types.dims));
+            }
             let data = gguf
                 .data(types)
                 .map_err(|e| format!("token_types.weight: {e}"))?;
@@ -342,15 +348,16 @@ impl Encoder {
         out.resize(q.len(), 0.0);
         let threads = threads.clamp(1, self.heads);
         let per = self.heads.div_ceil(threads);
-        let (out_addr, len) = (out.as_mut_ptr() as usize, out.len());
+        debug_assert_eq!(out.len(), q.len());
+        let out_addr = out.as_mut_ptr() as usize;
         let run = |thread: usize| {
             let heads = thread * per..((thread + 1) * per).min(self.heads);
-            // SAFETY: threads write the columns of disjoint heads of `out`
-            // (`len` values); the CPU's support was checked when the
-            // encoder was made.
+            // SAFETY: `out` holds as many values as `q`; each thread writes
+            // only the columns of its own heads, through slices of exactly
+            // those columns; the CPU's support was checked when the encoder
+            // was made.
             unsafe {
-                let out = std::slice::from_raw_parts_mut(out_addr as *mut f32, len);
-                self.heads_attention(inputs, heads, q, k, v, out);
+                self.heads_attention(inputs, heads, q, k, v, out_addr as *mut f32);
             }
         };
         if threads > 1 {
@@ -360,19 +367,20 @@ impl Encoder {
         }
     }
 
-    /// Attention of `heads`, written into their columns of `out`.
+    /// Attention of `heads`, written into their columns of `out` (as many
+    /// values as `q`; other threads may be writing other heads' columns).
     #[cfg_attr(
         target_arch = "x86_64",
         target_feature(enable = "avx512f,avx512bw,avx512vl,fma")
     )]
-    fn heads_attention(
+    unsafe fn heads_attention(
         &self,
         inputs: &[&[LlamaToken]],
         heads: std::ops::Range<usize>,
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        out: &mut [f32],
+        out: *mut f32,
     ) {
         let dim = self.dim;
         let hd = dim / self.heads;
@@ -410,7 +418,9 @@ impl Encoder {
                     let max = p.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     p.iter_mut().for_each(|s| *s = exp(*s - max));
                     let inverse = 1.0 / p.iter().sum::<f32>();
-                    let o = &mut out[i * dim + h * hd..i * dim + (h + 1) * hd];
+                    // SAFETY: this head's columns of token `i`, inside `out`.
+                    let o =
+                        unsafe { std::slice::from_raw_parts_mut(out.add(i * dim + h * hd), hd) };
                     for (t, pj) in range.clone().zip(&p) {
                         let w = pj * inverse;
                         o.iter_mut()
@@ -475,7 +485,9 @@ unsafe fn quantize_blocks(x: &[f32], acts: &mut Acts) {
         let out = acts.values.as_mut_ptr().add(b * QK);
         _mm_storeu_si128(out.cast(), _mm512_cvtepi32_epi8(qlo));
         _mm_storeu_si128(out.add(16).cast(), _mm512_cvtepi32_epi8(qhi));
-        acts.corrections[b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+        // Wrapping: a non-finite activation would make the lanes INT_MIN.
+        acts.corrections[b] =
+            _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi)).wrapping_mul(-128);
         let half = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(max / 127.0));
         acts.scales[b] = _mm_cvtss_f32(_mm_cvtph_ps(half));
     }
@@ -689,7 +701,7 @@ fn gelu_in_place(x: &mut [f32]) {
 }
 
 /// `e^x` for `x ≤ 0` to about 1e-7 relative: `2^n · e^r` with `|r| ≤ ln2/2`
-/// and a degree-6 Taylor polynomial for `e^r`; below −87 it is 0. `n` is
+/// and a degree-6 Taylor polynomial for `e^r`; below −87 it is `e^−87`. `n` is
 /// rounded by adding 1.5 · 2^23, which leaves it in the low mantissa bits,
 /// from where it becomes the exponent of `2^n`: float adds and integer
 /// shifts only, so the loops that call it vectorize.

@@ -74,27 +74,38 @@ extern "C" {
         flags: u32,
     );
     fn omp_get_thread_num() -> i32;
+    fn omp_get_num_threads() -> i32;
 }
 
-/// Runs `f(thread)` for `thread` in `0..threads` on OpenMP's thread team, the
-/// one llama.cpp just computed the graph on: its workers are still spinning
-/// for work when the kernel starts, so they take it at once instead of
-/// competing for the cores with threads of our own.
+/// Runs `f(thread)` for every `thread` in `0..threads` on OpenMP's thread
+/// team, the one llama.cpp just computed the graph on: its workers are still
+/// spinning for work when the kernel starts, so they take it at once instead
+/// of competing for the cores with threads of our own. OpenMP may give a
+/// smaller team than asked (`OMP_THREAD_LIMIT`, `OMP_DYNAMIC`); each member
+/// then also runs the missing members' shares, so every `thread` runs once.
 pub(crate) fn parallel(threads: usize, f: &(dyn Fn(usize) + Sync)) {
-    unsafe extern "C" fn trampoline(data: *mut c_void) {
-        // SAFETY: `data` is the `&dyn Fn` below, alive for the whole region.
-        let f = unsafe { &*data.cast::<&(dyn Fn(usize) + Sync)>() };
-        // SAFETY: called inside a parallel region.
-        let thread = unsafe { omp_get_thread_num() };
-        f(usize::try_from(thread).unwrap_or(0));
+    struct Work<'a> {
+        f: &'a (dyn Fn(usize) + Sync),
+        threads: usize,
     }
-    let mut f = f;
-    // SAFETY: GOMP_parallel runs `trampoline` on `threads` threads and returns
-    // when all have finished; `f` outlives the call.
+    unsafe extern "C" fn trampoline(data: *mut c_void) {
+        // SAFETY: `data` is the `Work` below, alive for the whole region.
+        let work = unsafe { &*data.cast::<Work<'_>>() };
+        // SAFETY: called inside a parallel region.
+        let (member, team) = unsafe { (omp_get_thread_num(), omp_get_num_threads()) };
+        let member = usize::try_from(member).unwrap_or(0);
+        let team = usize::try_from(team).unwrap_or(1).max(1);
+        for thread in (member..work.threads).step_by(team) {
+            (work.f)(thread);
+        }
+    }
+    let mut work = Work { f, threads };
+    // SAFETY: GOMP_parallel runs `trampoline` on up to `threads` threads and
+    // returns when all have finished; `work` outlives the call.
     unsafe {
         GOMP_parallel(
             trampoline,
-            std::ptr::from_mut(&mut f).cast(),
+            std::ptr::from_mut(&mut work).cast(),
             u32::try_from(threads).unwrap_or(1),
             0,
         );
