@@ -120,7 +120,7 @@ pub fn render_embedders(out: &mut String, rows: &[(&str, &EmbedStats)]) {
         ),
         (
             "basalt_embedding_kernel_passes_total",
-            "Forward passes run by basalt's own encoder instead of llama.cpp (short passes on AVX-512 VNNI).",
+            "Forward passes run by basalt's own encoder instead of llama.cpp (inputs of up to 256 tokens, on AVX-512 VNNI).",
             |s: &EmbedStats| &s.kernel_passes,
         ),
     ] {
