@@ -12,7 +12,7 @@
 //! memory inside the instruction, and each lane ends a block holding one
 //! (token, row) block sum — no horizontal sums, no lanes wasted on tokens
 //! that are not there. Activations are quantized exactly as ggml quantizes
-//! them for a Q8_0 product (`quantize_blocks`), so each product is ggml's
+//! them for a Q8_0 product (`q8::quantize`), so each product is ggml's
 //! integer arithmetic. Everything else (layer norms, attention, GELU, mean
 //! pooling) is f32. GELU is the exact (erf) form the model was trained with;
 //! llama.cpp looks the tanh approximation up in a table of f16 values, and
@@ -34,7 +34,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::gguf::{Gguf, TensorInfo, F16, F32, Q8_0};
 use crate::half::f16_to_f32;
-use crate::q8::{parallel, BLOCK_BYTES, QK};
+use crate::q8::{parallel, quantize, Quantized, BLOCK_BYTES, QK};
 
 /// Rows per interleaved group (one 512-bit vector of 32-bit lanes).
 const ROWS: usize = 16;
@@ -300,7 +300,7 @@ impl Encoder {
         layer_norm(x, &self.embed_norm, dim, self.eps);
         let (mut q, mut k, mut v, mut a, mut h, mut f) = Default::default();
         for l in &self.layers {
-            let xq = Acts::quantize(x, dim);
+            let xq = quantize(x, dim);
             matmul(
                 &mut [(&l.q, &mut q), (&l.k, &mut k), (&l.v, &mut v)],
                 &xq,
@@ -308,23 +308,13 @@ impl Encoder {
                 false,
             );
             self.attention(inputs, &q, &k, &v, &mut a, threads);
-            matmul(
-                &mut [(&l.out, &mut f)],
-                &Acts::quantize(&a, dim),
-                threads,
-                false,
-            );
+            matmul(&mut [(&l.out, &mut f)], &quantize(&a, dim), threads, false);
             x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
             layer_norm(x, &l.attn_norm, dim, self.eps);
-            matmul(
-                &mut [(&l.up, &mut h)],
-                &Acts::quantize(x, dim),
-                threads,
-                true,
-            );
+            matmul(&mut [(&l.up, &mut h)], &quantize(x, dim), threads, true);
             matmul(
                 &mut [(&l.down, &mut f)],
-                &Acts::quantize(&h, l.down.cols),
+                &quantize(&h, l.down.cols),
                 threads,
                 false,
             );
@@ -434,70 +424,6 @@ impl Encoder {
     }
 }
 
-/// Activations quantized as ggml quantizes them for a Q8_0 product: per
-/// block of 32, the scale `max/127` (kept as f16) and the values rounded half
-/// to even.
-struct Acts {
-    n: usize,
-    values: Vec<i8>,
-    /// Per token and block.
-    scales: Vec<f32>,
-    /// Per token and block, −128 × the block's value sum: the weights go in
-    /// as unsigned bytes (weight + 128), and this takes the offset out.
-    corrections: Vec<i32>,
-}
-
-impl Acts {
-    /// `x`, rows of `cols` values (a multiple of 32), quantized.
-    fn quantize(x: &[f32], cols: usize) -> Self {
-        let blocks = x.len() / QK;
-        let mut acts = Self {
-            n: x.len() / cols,
-            values: vec![0i8; blocks * QK],
-            scales: vec![0.0; blocks],
-            corrections: vec![0; blocks],
-        };
-        // SAFETY: the CPU's support was checked when the encoder was made;
-        // every block read and written is inside `x` and `acts`.
-        unsafe { quantize_blocks(x, &mut acts) };
-        acts
-    }
-}
-
-/// ggml's x86 `quantize_row_q8_0`, block by block: the scale `max/127`
-/// rounded to f16, the values `x · 127/max` rounded half to even.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-unsafe fn quantize_blocks(x: &[f32], acts: &mut Acts) {
-    use std::arch::x86_64::*;
-    let abs = _mm512_set1_ps(-0.0);
-    for b in 0..acts.scales.len() {
-        let lo = _mm512_loadu_ps(x.as_ptr().add(b * QK));
-        let hi = _mm512_loadu_ps(x.as_ptr().add(b * QK + 16));
-        let max = _mm512_reduce_max_ps(_mm512_max_ps(
-            _mm512_andnot_ps(abs, lo),
-            _mm512_andnot_ps(abs, hi),
-        ));
-        let inverse = _mm512_set1_ps(if max == 0.0 { 0.0 } else { 127.0 / max });
-        // Round to nearest even (the default rounding mode), as ggml does.
-        let qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inverse));
-        let qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inverse));
-        let out = acts.values.as_mut_ptr().add(b * QK);
-        _mm_storeu_si128(out.cast(), _mm512_cvtepi32_epi8(qlo));
-        _mm_storeu_si128(out.add(16).cast(), _mm512_cvtepi32_epi8(qhi));
-        // Wrapping: a non-finite activation would make the lanes INT_MIN.
-        acts.corrections[b] =
-            _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi)).wrapping_mul(-128);
-        let half = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(max / 127.0));
-        acts.scales[b] = _mm_cvtss_f32(_mm_cvtph_ps(half));
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn quantize_blocks(_: &[f32], _: &mut Acts) {
-    unreachable!("the encoder is only made on x86-64 with AVX-512")
-}
-
 /// Most tokens multiplied per load of weights (accumulators and sums for
 /// each, in 32 vector registers).
 const TILE: usize = 12;
@@ -506,7 +432,7 @@ const TILE: usize = 12;
 /// matrices' row groups shared out among `threads` threads of the OpenMP
 /// team; with `gelu`, GELU of that, each thread applying it to the rows it
 /// computed.
-fn matmul(products: &mut [(&Matrix, &mut Vec<f32>)], x: &Acts, threads: usize, gelu: bool) {
+fn matmul(products: &mut [(&Matrix, &mut Vec<f32>)], x: &Quantized, threads: usize, gelu: bool) {
     // (matrix, group) work items, and where each matrix's output is.
     let mut items = Vec::new();
     let mut outs = Vec::new();
@@ -574,7 +500,7 @@ fn matmul(products: &mut [(&Matrix, &mut Vec<f32>)], x: &Acts, threads: usize, g
 /// from memory inside the `vpdpbusd`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn group<const T: usize>(m: &Matrix, g: usize, x: &Acts, first: usize, out: *mut f32) {
+unsafe fn group<const T: usize>(m: &Matrix, g: usize, x: &Quantized, first: usize, out: *mut f32) {
     use std::arch::x86_64::*;
     let blocks = m.blocks();
     let mut sums = [_mm512_setzero_ps(); T];
@@ -615,7 +541,7 @@ unsafe fn group<const T: usize>(m: &Matrix, g: usize, x: &Acts, first: usize, ou
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn group<const T: usize>(_: &Matrix, _: usize, _: &Acts, _: usize, _: *mut f32) {
+unsafe fn group<const T: usize>(_: &Matrix, _: usize, _: &Quantized, _: usize, _: *mut f32) {
     unreachable!("the encoder is only made on x86-64 with AVX-512")
 }
 
@@ -801,7 +727,7 @@ mod tests {
             let x: Vec<f32> = (0..n * cols)
                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 100.0)
                 .collect();
-            let q = Acts::quantize(&x, cols);
+            let q = quantize(&x, cols);
             for threads in [1, 2] {
                 let mut out = Vec::new();
                 matmul(&mut [(&m, &mut out)], &q, threads, false);

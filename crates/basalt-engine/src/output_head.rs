@@ -96,7 +96,8 @@ fn group(q: &Quantized, first: usize) -> Group {
         for b in 0..q.blocks {
             for step in 0..8 {
                 let at = (seq * q.blocks + b) * QK + step * 4;
-                let v = i32::from_le_bytes(q.values[at..at + 4].try_into().unwrap_or([128; 4]));
+                // Offset by 128: `vpdpbusd` takes the activations unsigned.
+                let v = i32::from_le_bytes(std::array::from_fn(|j| q.values[at + j] as u8 ^ 0x80));
                 lanes[(b * 8 + step) * 16 + s] = v;
                 lanes[(b * 8 + step) * 16 + 8 + s] = v;
             }
@@ -524,7 +525,7 @@ mod tests {
                     let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
                     let at = (s * blocks + b) * QK;
                     let dot: i32 = (0..QK)
-                        .map(|i| i32::from(blk[2 + i] as i8) * (i32::from(q.values[at + i]) - 128))
+                        .map(|i| i32::from(blk[2 + i] as i8) * i32::from(q.values[at + i]))
                         .sum();
                     sum += f64::from(dw) * f64::from(q.scales[s * blocks + b]) * f64::from(dot);
                 }

@@ -8,8 +8,6 @@
 
 use std::ffi::c_void;
 
-use crate::half::{f16_to_f32, f32_to_f16};
-
 /// Values per Q8_0 block, and bytes per block (an f16 scale, then 32 i8).
 pub(crate) const QK: usize = 32;
 pub(crate) const BLOCK_BYTES: usize = 34;
@@ -30,38 +28,73 @@ pub(crate) fn cpu_supported() -> bool {
     }
 }
 
-/// Hidden states quantized as ggml quantizes them for a Q8_0 product: per
-/// block of 32, the scale `max/127` (kept as f16) and the values rounded half
-/// to even, stored here offset by 128 (unsigned, as `vpdpbusd` takes them).
+/// Activations (rows of hidden states) quantized as ggml quantizes them for
+/// a Q8_0 product: per block of 32, the scale `max/127` (kept as f16) and
+/// the values rounded half to even.
 pub(crate) struct Quantized {
+    /// Rows.
     pub n: usize,
+    /// Blocks per row.
     pub blocks: usize,
-    pub values: Vec<u8>,
-    /// Per sequence and block.
+    pub values: Vec<i8>,
+    /// Per row and block.
     pub scales: Vec<f32>,
+    /// Per row and block, −128 × the block's value sum: for a product with
+    /// weights that go in as unsigned bytes (weight + 128), this takes the
+    /// offset out.
+    pub corrections: Vec<i32>,
 }
 
-pub(crate) fn quantize(hidden: &[f32], n_embd: usize) -> Quantized {
-    let n = hidden.len() / n_embd;
-    let blocks = n_embd / QK;
-    let mut values = Vec::with_capacity(n * n_embd);
-    let mut scales = Vec::with_capacity(n * blocks);
-    for block in hidden.chunks_exact(QK) {
-        let max = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let inverse = if max == 0.0 { 0.0 } else { 127.0 / max };
-        values.extend(
-            block
-                .iter()
-                .map(|x| ((x * inverse).round_ties_even() as i32 + 128) as u8),
-        );
-        scales.push(f16_to_f32(f32_to_f16(max / 127.0)));
+/// `x`, rows of `cols` values (a multiple of 32), quantized. Only on CPUs
+/// with [`cpu_supported`]: the kernels that call it are made only there.
+pub(crate) fn quantize(x: &[f32], cols: usize) -> Quantized {
+    assert!(cpu_supported(), "Q8_0 quantization needs AVX-512 and F16C");
+    let blocks = x.len() / QK;
+    let mut acts = Quantized {
+        n: x.len() / cols,
+        blocks: cols / QK,
+        values: vec![0i8; blocks * QK],
+        scales: vec![0.0; blocks],
+        corrections: vec![0; blocks],
+    };
+    // SAFETY: the CPU's support is checked above; every block read and
+    // written is inside `x` and `acts`.
+    unsafe { quantize_blocks(x, &mut acts) };
+    acts
+}
+
+/// ggml's x86 `quantize_row_q8_0`, block by block: the scale `max/127`
+/// rounded to f16, the values `x · 127/max` rounded half to even.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+unsafe fn quantize_blocks(x: &[f32], acts: &mut Quantized) {
+    use std::arch::x86_64::*;
+    let abs = _mm512_set1_ps(-0.0);
+    for b in 0..acts.scales.len() {
+        let lo = _mm512_loadu_ps(x.as_ptr().add(b * QK));
+        let hi = _mm512_loadu_ps(x.as_ptr().add(b * QK + 16));
+        let max = _mm512_reduce_max_ps(_mm512_max_ps(
+            _mm512_andnot_ps(abs, lo),
+            _mm512_andnot_ps(abs, hi),
+        ));
+        let inverse = _mm512_set1_ps(if max == 0.0 { 0.0 } else { 127.0 / max });
+        // Round to nearest even (the default rounding mode), as ggml does.
+        let qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inverse));
+        let qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inverse));
+        let out = acts.values.as_mut_ptr().add(b * QK);
+        _mm_storeu_si128(out.cast(), _mm512_cvtepi32_epi8(qlo));
+        _mm_storeu_si128(out.add(16).cast(), _mm512_cvtepi32_epi8(qhi));
+        // Wrapping: a non-finite activation would make the lanes INT_MIN.
+        acts.corrections[b] =
+            _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi)).wrapping_mul(-128);
+        let half = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(max / 127.0));
+        acts.scales[b] = _mm_cvtss_f32(_mm_cvtph_ps(half));
     }
-    Quantized {
-        n,
-        blocks,
-        values,
-        scales,
-    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn quantize_blocks(_: &[f32], _: &mut Quantized) {
+    unreachable!("basalt's kernels are only made on x86-64 with AVX-512")
 }
 
 // libgomp, which llama.cpp's CPU backend runs its graphs on (the `openmp`
@@ -118,17 +151,21 @@ mod tests {
 
     #[test]
     fn hidden_states_quantize_as_ggml_does() {
+        if !cpu_supported() {
+            return;
+        }
         let mut hidden = vec![0.0f32; 64];
         hidden[0] = 127.0; // the block's largest magnitude: scale 1
         hidden[1] = -63.5; // ties round to even
         hidden[2] = 0.5;
         hidden[3] = 1.5;
         let q = quantize(&hidden, 64);
-        let v = |i: usize| i32::from(q.values[i]) - 128;
+        let v = |i: usize| i32::from(q.values[i]);
         assert_eq!((v(0), v(1), v(2), v(3)), (127, -64, 0, 2));
         assert_eq!(q.scales[0], 1.0);
         // An all-zero block has scale 0 and values 0.
-        assert!(q.values[32..].iter().all(|&x| x == 128));
+        assert!(q.values[32..].iter().all(|&x| x == 0));
         assert_eq!(q.scales[1], 0.0);
+        assert_eq!(q.corrections, [-128 * (127 - 64 + 2), 0]);
     }
 }
