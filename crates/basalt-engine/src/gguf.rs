@@ -56,6 +56,8 @@ impl TensorInfo {
 
 pub(crate) struct Gguf {
     file: File,
+    /// The file's length when it was opened.
+    len: u64,
     pub kv: HashMap<String, Value>,
     pub tensors: HashMap<String, TensorInfo>,
 }
@@ -195,7 +197,13 @@ impl Gguf {
                 Ok((name, t))
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Self { file, kv, tensors })
+        let len = file.metadata()?.len();
+        Ok(Self {
+            file,
+            len,
+            kv,
+            tensors,
+        })
     }
 
     pub(crate) fn int(&self, key: &str) -> Option<i64> {
@@ -222,8 +230,10 @@ impl Gguf {
     /// `len` bytes of the file from `offset` (an error, not an allocation,
     /// if the file is shorter).
     pub(crate) fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let size = self.file.metadata()?.len();
-        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(invalid(format!(
                 "{len} bytes at {offset}, past the end of the file"
             )));
