@@ -775,6 +775,17 @@ mod tests {
     }
 
     #[test]
+    fn the_encoder_kernel_is_on_by_default_and_reaches_the_embedder() {
+        let embedder = |extra: &str| {
+            Config::parse(&format!("[[models]]\nid = \"e\"\ncontext_window = 64\nkind = \"embedding\"\n{extra}\n[models.source]\npath = \"/e.gguf\"\n"))
+                .map(|c| c.models[0].embedder_config("/e.gguf".into()).encoder_kernel)
+        };
+        assert!(embedder("").unwrap());
+        assert!(!embedder("encoder_kernel = false").unwrap());
+        assert!(embedder("encoder_kernel = \"yes\"").is_err());
+    }
+
+    #[test]
     fn converted_weights_default_to_q8_0_and_are_stored_apart() {
         let st = |extra: &str| {
             let c = Config::parse(&format!("[[models]]\nid = \"e\"\ncontext_window = 64\nkind = \"embedding\"\nformat = \"sentence-transformers\"\n{extra}\n[models.source]\npath = \"/st\"\n")).unwrap();
