@@ -22,6 +22,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::encoder::Encoder;
+use crate::team::Team;
 use crate::{backend, load_model, non_zero, EngineError};
 
 /// How to run one embedding model.
@@ -266,11 +267,14 @@ const EXPRESS_TOKENS: usize = 128;
 /// Requests that may wait for the express lane (more take the main queue).
 const EXPRESS_QUEUE: u32 = 4;
 
-/// Dot product, written so the compiler vectorises it (8 independent lanes).
+/// Dot product, written so the compiler vectorises it: 32 independent
+/// lanes (four 256-bit or two 512-bit accumulators), so consecutive
+/// multiply-adds do not wait for each other.
 #[must_use]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    const LANES: usize = 32;
+    let mut lanes = [0.0f32; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ac
         .remainder()
         .iter()
@@ -278,8 +282,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
+        for l in 0..LANES {
+            lanes[l] = x[l].mul_add(y[l], lanes[l]);
         }
     }
     lanes.iter().sum::<f32>() + tail
@@ -334,6 +338,9 @@ fn run(
         tokens: batch_tokens as usize,
         sequences: max_seqs,
     };
+    // basalt's encoder runs on this thread and helpers of its own, which
+    // park soon after a pass (libgomp's, llama.cpp's, spin for milliseconds).
+    let team = encoder.map(|_| Team::new(config.threads as usize));
     // Jobs in hand (at most `max_queue`; more wait in the channel).
     let mut pending: Vec<Pending> = Vec::new();
     let mut order = Order::ShortestFirst;
@@ -374,9 +381,9 @@ fn run(
             .collect();
         let used: usize = inputs.iter().map(|i| i.len()).sum();
         let limit = encoder.map_or(0, |e| e.max_tokens().min(KERNEL_INPUT_TOKENS));
-        let by_encoder = match encoder {
-            Some(e) if inputs.iter().all(|i| i.len() <= limit) => {
-                match e.embed(&inputs, config.threads as usize) {
+        let by_encoder = match encoder.zip(team.as_ref()) {
+            Some((e, team)) if inputs.iter().all(|i| i.len() <= limit) => {
+                match e.embed(&inputs, team) {
                     Ok(v) => {
                         stats.kernel_passes.fetch_add(1, Ordering::Relaxed);
                         Some(v)

@@ -34,7 +34,15 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::gguf::{Gguf, TensorInfo, F16, F32, Q8_0};
 use crate::half::f16_to_f32;
-use crate::q8::{parallel, quantize, Quantized, BLOCK_BYTES, QK};
+use crate::q8::{quantize, Quantized, BLOCK_BYTES, QK};
+use crate::team::{Items, Team};
+
+/// Passes of fewer tokens (a Retrieve's query) run on the embedding thread
+/// alone. Measured on a 2-vCPU VM with the embedder idle 5 ms between
+/// queries (`examples/embed_speed`, `EMBED_GAP_MS=5`): waking a parked
+/// helper made a 10-token query 2.8–3.0 ms against 2.0 alone, 15–18 tokens
+/// 3.2–3.7 against 2.8; from 25 tokens the helper wins (3.1 against 4.3).
+const TEAM_FROM_TOKENS: usize = 24;
 
 /// Rows per interleaved group (one 512-bit vector of 32-bit lanes).
 const ROWS: usize = 16;
@@ -133,6 +141,7 @@ impl Encoder {
             || ff % ROWS != 0
             || heads == 0
             || dim % heads != 0
+            || (dim / heads) % LANES != 0
         {
             return Err(format!("sizes {dim}/{ff}/{heads} heads"));
         }
@@ -233,15 +242,24 @@ impl Encoder {
     }
 
     /// The mean of the last hidden states of each input (what llama.cpp's
-    /// mean pooling returns), not normalized.
+    /// mean pooling returns), not normalized, computed by `team` (by the
+    /// calling thread alone for a pass under [`TEAM_FROM_TOKENS`]).
     pub(crate) fn embed(
         &self,
         inputs: &[&[LlamaToken]],
-        threads: usize,
+        team: &Team,
     ) -> Result<Vec<Vec<f32>>, String> {
-        let threads = threads.max(1);
-        let dim = self.dim;
         let n: usize = inputs.iter().map(|i| i.len()).sum();
+        let alone;
+        let team = if n < TEAM_FROM_TOKENS {
+            alone = Team::new(1);
+            &alone
+        } else {
+            // Parked helpers wake while the tokens' rows are read.
+            team.wake();
+            team
+        };
+        let dim = self.dim;
         let mut x = Vec::with_capacity(n * dim);
         let row_bytes = dim * if self.tokens.ggml_type == F32 { 4 } else { 2 };
         for input in inputs {
@@ -270,7 +288,7 @@ impl Encoder {
             }
         }
         // SAFETY: the CPU's support was checked when the encoder was made.
-        unsafe { self.forward(&mut x, inputs, threads) };
+        unsafe { self.forward(&mut x, inputs, team) }?;
         let mut at = 0;
         Ok(inputs
             .iter()
@@ -295,7 +313,12 @@ impl Encoder {
         target_arch = "x86_64",
         target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")
     )]
-    unsafe fn forward(&self, x: &mut [f32], inputs: &[&[LlamaToken]], threads: usize) {
+    unsafe fn forward(
+        &self,
+        x: &mut [f32],
+        inputs: &[&[LlamaToken]],
+        team: &Team,
+    ) -> Result<(), String> {
         let dim = self.dim;
         layer_norm(x, &self.embed_norm, dim, self.eps);
         let (mut q, mut k, mut v, mut a, mut h, mut f) = Default::default();
@@ -304,27 +327,28 @@ impl Encoder {
             matmul(
                 &mut [(&l.q, &mut q), (&l.k, &mut k), (&l.v, &mut v)],
                 &xq,
-                threads,
+                team,
                 false,
-            );
-            self.attention(inputs, &q, &k, &v, &mut a, threads);
-            matmul(&mut [(&l.out, &mut f)], &quantize(&a, dim), threads, false);
+            )?;
+            self.attention(inputs, &q, &k, &v, &mut a, team)?;
+            matmul(&mut [(&l.out, &mut f)], &quantize(&a, dim), team, false)?;
             x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
             layer_norm(x, &l.attn_norm, dim, self.eps);
-            matmul(&mut [(&l.up, &mut h)], &quantize(x, dim), threads, true);
+            matmul(&mut [(&l.up, &mut h)], &quantize(x, dim), team, true)?;
             matmul(
                 &mut [(&l.down, &mut f)],
                 &quantize(&h, l.down.cols),
-                threads,
+                team,
                 false,
-            );
+            )?;
             x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
             layer_norm(x, &l.out_norm, dim, self.eps);
         }
+        Ok(())
     }
 
     /// Multi-head self-attention within each input, heads shared out
-    /// among the threads.
+    /// among the team.
     fn attention(
         &self,
         inputs: &[&[LlamaToken]],
@@ -332,29 +356,24 @@ impl Encoder {
         k: &[f32],
         v: &[f32],
         out: &mut Vec<f32>,
-        threads: usize,
-    ) {
+        team: &Team,
+    ) -> Result<(), String> {
         out.clear();
         out.resize(q.len(), 0.0);
-        let threads = threads.clamp(1, self.heads);
-        let per = self.heads.div_ceil(threads);
         debug_assert_eq!(out.len(), q.len());
         let out_addr = out.as_mut_ptr() as usize;
-        let run = |thread: usize| {
-            let heads = thread * per..((thread + 1) * per).min(self.heads);
-            // SAFETY: `out` holds as many values as `q`; each thread writes
-            // only the columns of its own heads, through slices of exactly
-            // those columns; the CPU's support was checked when the encoder
-            // was made.
-            unsafe {
-                self.heads_attention(inputs, heads, q, k, v, out_addr as *mut f32);
+        let heads = Items::new(self.heads, team.size());
+        team.run(&|_| {
+            while let Some(heads) = heads.take() {
+                // SAFETY: `out` holds as many values as `q`; each member
+                // writes only the columns of the heads it took, through
+                // slices of exactly those columns; the CPU's support was
+                // checked when the encoder was made.
+                unsafe {
+                    self.heads_attention(inputs, heads, q, k, v, out_addr as *mut f32);
+                }
             }
-        };
-        if threads > 1 {
-            parallel(threads, &run);
-        } else {
-            run(0);
-        }
+        })
     }
 
     /// Attention of `heads`, written into their columns of `out` (as many
@@ -375,47 +394,60 @@ impl Encoder {
         let dim = self.dim;
         let hd = dim / self.heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        // Per input and head, the keys transposed (`kt[d * len + j]`), so a
-        // query's scores are `hd` multiply-adds along all keys at once
-        // instead of one short dot product per key.
-        let (mut kt, mut p) = (Vec::new(), Vec::new());
+        // Per input and head, the keys transposed (`kt[d * padded + j]`),
+        // so a query's scores are `hd` multiply-adds along all keys at once
+        // instead of one short dot product per key; rows are padded to whole
+        // vectors. Sums stay in registers and are stored once: sums kept in
+        // memory (a vector store per key) cost 15–30% of a short query's
+        // pass, as each load waited for the store before it.
+        let mut kt = Vec::new();
+        let mut p = Vec::new();
         let mut first = 0;
         for input in inputs {
             let (range, len) = (first..first + input.len(), input.len());
+            let padded = len.div_ceil(LANES) * LANES;
             for h in heads.clone() {
                 kt.clear();
-                kt.resize(hd * len, 0.0);
+                kt.resize(hd * padded, 0.0);
                 for (j, t) in range.clone().enumerate() {
                     for (d, x) in k[t * dim + h * hd..t * dim + (h + 1) * hd]
                         .iter()
                         .enumerate()
                     {
-                        kt[d * len + j] = *x;
+                        kt[d * padded + j] = *x;
                     }
                 }
                 for i in range.clone() {
                     p.clear();
-                    p.resize(len, 0.0);
-                    for (d, qd) in q[i * dim + h * hd..i * dim + (h + 1) * hd]
-                        .iter()
-                        .enumerate()
-                    {
-                        let qd = qd * scale;
-                        p.iter_mut()
-                            .zip(&kt[d * len..(d + 1) * len])
-                            .for_each(|(s, k)| *s += qd * k);
-                    }
+                    p.resize(padded, 0.0);
+                    // SAFETY: `kt` holds `hd` rows of `padded` values, `p`
+                    // `padded`; the CPU's support was checked when the
+                    // encoder was made.
+                    unsafe {
+                        scores(
+                            &q[i * dim + h * hd..i * dim + (h + 1) * hd],
+                            scale,
+                            &kt,
+                            &mut p,
+                        )
+                    };
+                    let p = &mut p[..len];
                     let max = p.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     p.iter_mut().for_each(|s| *s = exp(*s - max));
                     let inverse = 1.0 / p.iter().sum::<f32>();
-                    // SAFETY: this head's columns of token `i`, inside `out`.
-                    let o =
-                        unsafe { std::slice::from_raw_parts_mut(out.add(i * dim + h * hd), hd) };
-                    for (t, pj) in range.clone().zip(&p) {
-                        let w = pj * inverse;
-                        o.iter_mut()
-                            .zip(&v[t * dim + h * hd..(t + 1) * dim])
-                            .for_each(|(o, v)| *o += w * v);
+                    p.iter_mut().for_each(|s| *s *= inverse);
+                    // SAFETY: rows `range` of `v` hold this head's columns
+                    // `h * hd..(h + 1) * hd`; the `hd` values at
+                    // `out[i * dim + h * hd]` are this head's columns of
+                    // token `i`, which no other member writes.
+                    unsafe {
+                        weighted_sum(
+                            p,
+                            &v[range.start * dim + h * hd..],
+                            dim,
+                            hd,
+                            out.add(i * dim + h * hd),
+                        );
                     }
                 }
             }
@@ -429,10 +461,14 @@ impl Encoder {
 const TILE: usize = 12;
 
 /// `out = x · mᵀ + bias` for each `(m, out)` (`x.n × m.rows` values), the
-/// matrices' row groups shared out among `threads` threads of the OpenMP
-/// team; with `gelu`, GELU of that, each thread applying it to the rows it
-/// computed.
-fn matmul(products: &mut [(&Matrix, &mut Vec<f32>)], x: &Quantized, threads: usize, gelu: bool) {
+/// matrices' row groups shared out among the team; with `gelu`, GELU of
+/// that, each member applying it to the rows it computed.
+fn matmul(
+    products: &mut [(&Matrix, &mut Vec<f32>)],
+    x: &Quantized,
+    team: &Team,
+    gelu: bool,
+) -> Result<(), String> {
     // (matrix, group) work items, and where each matrix's output is.
     let mut items = Vec::new();
     let mut outs = Vec::new();
@@ -442,56 +478,53 @@ fn matmul(products: &mut [(&Matrix, &mut Vec<f32>)], x: &Quantized, threads: usi
         outs.push(out.as_mut_ptr() as usize);
         items.extend((0..m.rows / ROWS).map(|g| (i, g)));
     }
-    let threads = threads.clamp(1, items.len().max(1));
-    let per = items.len().div_ceil(threads);
+    let work = Items::new(items.len(), team.size());
     // Tokens split into even tiles: 13 tokens are 7 + 6, not 12 + 1.
     let tiles = x.n.div_ceil(TILE);
-    let run = |thread: usize| {
-        for &(i, g) in items.iter().skip(thread * per).take(per) {
-            let m = products[i].0;
-            let out = outs[i] as *mut f32;
-            let mut t = 0;
-            for i in 0..tiles {
-                let tile = (x.n - t) / (tiles - i);
-                // SAFETY: CPU support was checked when the encoder was made;
-                // threads write disjoint row groups of the outputs, each of
-                // which holds `x.n × m.rows` values.
-                unsafe {
-                    match tile {
-                        12 => group::<12>(m, g, x, t, out),
-                        11 => group::<11>(m, g, x, t, out),
-                        10 => group::<10>(m, g, x, t, out),
-                        9 => group::<9>(m, g, x, t, out),
-                        8 => group::<8>(m, g, x, t, out),
-                        7 => group::<7>(m, g, x, t, out),
-                        6 => group::<6>(m, g, x, t, out),
-                        5 => group::<5>(m, g, x, t, out),
-                        4 => group::<4>(m, g, x, t, out),
-                        3 => group::<3>(m, g, x, t, out),
-                        2 => group::<2>(m, g, x, t, out),
-                        _ => group::<1>(m, g, x, t, out),
-                    }
-                }
-                t += tile;
-            }
-            if gelu {
-                for t in 0..x.n {
-                    // SAFETY: as above: this thread's rows of token `t`.
+    let run = |_| {
+        while let Some(taken) = work.take() {
+            for &(i, g) in &items[taken] {
+                let m = products[i].0;
+                let out = outs[i] as *mut f32;
+                let mut t = 0;
+                for i in 0..tiles {
+                    let tile = (x.n - t) / (tiles - i);
+                    // SAFETY: CPU support was checked when the encoder was made;
+                    // members write disjoint row groups of the outputs, each of
+                    // which holds `x.n × m.rows` values.
                     unsafe {
-                        gelu_in_place(std::slice::from_raw_parts_mut(
-                            out.add(t * m.rows + g * ROWS),
-                            ROWS,
-                        ));
+                        match tile {
+                            12 => group::<12>(m, g, x, t, out),
+                            11 => group::<11>(m, g, x, t, out),
+                            10 => group::<10>(m, g, x, t, out),
+                            9 => group::<9>(m, g, x, t, out),
+                            8 => group::<8>(m, g, x, t, out),
+                            7 => group::<7>(m, g, x, t, out),
+                            6 => group::<6>(m, g, x, t, out),
+                            5 => group::<5>(m, g, x, t, out),
+                            4 => group::<4>(m, g, x, t, out),
+                            3 => group::<3>(m, g, x, t, out),
+                            2 => group::<2>(m, g, x, t, out),
+                            _ => group::<1>(m, g, x, t, out),
+                        }
+                    }
+                    t += tile;
+                }
+                if gelu {
+                    for t in 0..x.n {
+                        // SAFETY: as above: this member's rows of token `t`.
+                        unsafe {
+                            gelu_in_place(std::slice::from_raw_parts_mut(
+                                out.add(t * m.rows + g * ROWS),
+                                ROWS,
+                            ));
+                        }
                     }
                 }
             }
         }
     };
-    if threads > 1 {
-        parallel(threads, &run);
-    } else {
-        run(0);
-    }
+    team.run(&run)
 }
 
 /// Row group `g` of `m` against tokens `first..first + T` of `x`, plus bias,
@@ -647,6 +680,89 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(k.to_bits().wrapping_add(127) << 23)
 }
 
+/// Floats per vector register (AVX-512).
+const LANES: usize = 16;
+
+/// `p[j] = scale · Σ_d q[d] · kt[d * p.len() + j]` for a head's query `q`
+/// and its keys transposed in `kt` (`q.len()` rows of `p.len()` values, a
+/// multiple of [`LANES`]), each vector of `p` summed in a register.
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `kt` must hold `q.len() · p.len()`
+/// values and `p.len()` be a multiple of [`LANES`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn scores(q: &[f32], scale: f32, kt: &[f32], p: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let padded = p.len();
+    debug_assert!(kt.len() >= q.len() * padded && padded.is_multiple_of(LANES));
+    for c in (0..padded).step_by(LANES) {
+        // Two sums (even and odd rows), so each multiply-add does not
+        // wait for the one before.
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut rows = q.chunks_exact(2);
+        let mut d = 0;
+        for pair in rows.by_ref() {
+            s0 = _mm512_fmadd_ps(
+                _mm512_set1_ps(pair[0]),
+                _mm512_loadu_ps(kt.as_ptr().add(d * padded + c)),
+                s0,
+            );
+            s1 = _mm512_fmadd_ps(
+                _mm512_set1_ps(pair[1]),
+                _mm512_loadu_ps(kt.as_ptr().add((d + 1) * padded + c)),
+                s1,
+            );
+            d += 2;
+        }
+        if let [last] = rows.remainder() {
+            s0 = _mm512_fmadd_ps(
+                _mm512_set1_ps(*last),
+                _mm512_loadu_ps(kt.as_ptr().add(d * padded + c)),
+                s0,
+            );
+        }
+        let sum = _mm512_mul_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(scale));
+        _mm512_storeu_ps(p.as_mut_ptr().add(c), sum);
+    }
+}
+
+/// `out[c] = Σ_j w[j] · v[j * stride + c]` for `c` in `0..hd` (a multiple
+/// of [`LANES`]), each vector summed in a register and stored once.
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `v` must hold `(w.len() - 1) ·
+/// stride + hd` values; `out` must be valid for `hd` writes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn weighted_sum(w: &[f32], v: &[f32], stride: usize, hd: usize, out: *mut f32) {
+    use std::arch::x86_64::*;
+    debug_assert!(
+        hd.is_multiple_of(LANES) && (w.is_empty() || v.len() >= (w.len() - 1) * stride + hd)
+    );
+    for c in (0..hd).step_by(LANES) {
+        let mut sum = _mm512_setzero_ps();
+        for (j, wj) in w.iter().enumerate() {
+            sum = _mm512_fmadd_ps(
+                _mm512_set1_ps(*wj),
+                _mm512_loadu_ps(v.as_ptr().add(j * stride + c)),
+                sum,
+            );
+        }
+        _mm512_storeu_ps(out.add(c), sum);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn scores(_: &[f32], _: f32, _: &[f32], _: &mut [f32]) {
+    unreachable!("the encoder is only made on x86-64 with AVX-512")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn weighted_sum(_: &[f32], _: &[f32], _: usize, _: usize, _: *mut f32) {
+    unreachable!("the encoder is only made on x86-64 with AVX-512")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,8 +845,9 @@ mod tests {
                 .collect();
             let q = quantize(&x, cols);
             for threads in [1, 2] {
+                let team = Team::new(threads);
                 let mut out = Vec::new();
-                matmul(&mut [(&m, &mut out)], &q, threads, false);
+                matmul(&mut [(&m, &mut out)], &q, &team, false).unwrap();
                 for t in 0..n {
                     for r in 0..rows {
                         let mut want = f64::from(bias[r]);

@@ -16,6 +16,7 @@ mod sampler;
 mod scheduler;
 mod static_embed;
 mod stop;
+mod team;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
