@@ -149,7 +149,7 @@ impl GraphJob {
         if let Some(found) = saved.and_then(|path| self.restore(path)) {
             return Some(found);
         }
-        let ann = usearch::Index::new(&self.options()).ok()?;
+        let ann = with_metric(usearch::Index::new(&self.options()).ok()?, self.dimension);
         ann.reserve(self.ids.len() * 2).ok()?;
         for (&id, v) in self
             .ids
@@ -189,7 +189,10 @@ impl GraphJob {
                     && !m.multi =>
             {
                 let ann = usearch::Index::new(&want).ok()?;
-                ann.load(name).ok().map(|()| ann)
+                // Loading sets usearch's own metric from the file's header.
+                ann.load(name)
+                    .ok()
+                    .map(|()| with_metric(ann, want.dimensions))
             }
             _ => None,
         };
@@ -237,6 +240,28 @@ impl GraphJob {
         };
         Some((ann, origin))
     }
+}
+
+/// `ann` measuring distance (`1 - dot product`, what usearch's own `IP`
+/// gives) with basalt's [`dot`]. usearch is built without its SIMD kernels
+/// (`numkong`, see ARCHITECTURE.md), so its own inner product is a loop the
+/// C++ compiler vectorizes only for SSE: 34% of a cached HYBRID Retrieve's
+/// time at 100k chunks (`perf`).
+#[expect(unsafe_code, reason = "usearch hands a metric raw pointers")]
+fn with_metric(mut ann: usearch::Index, dimension: usize) -> usearch::Index {
+    ann.change_metric::<f32>(Box::new(move |a: *const f32, b: *const f32| {
+        // SAFETY: usearch calls the metric with two vectors of the index's
+        // `dimension` f32 values each (its own or a query of that length:
+        // `search` and `add` refuse any other).
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, dimension),
+                std::slice::from_raw_parts(b, dimension),
+            )
+        };
+        1.0 - dot(a, b)
+    }));
+    ann
 }
 
 impl VectorIndex {
