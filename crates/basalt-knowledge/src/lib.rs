@@ -866,6 +866,32 @@ impl Knowledge {
 
     // ---------- retrieval ----------
 
+    /// The query's embedding: from the cache of recent queries, or embedded
+    /// (and then cached).
+    async fn query_vector(
+        &self,
+        kb: &KnowledgeBase,
+        text: &str,
+        request_id: &str,
+    ) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = self.queries.get(&kb.embedding_model, text) {
+            return Ok(v);
+        }
+        let v = Arc::new(
+            self.embed(
+                &kb.embedding_model,
+                vec![text.to_string()],
+                "Retrieve",
+                request_id,
+            )
+            .await?
+            .pop()
+            .unwrap_or_default(),
+        );
+        self.queries.put(&kb.embedding_model, text, Arc::clone(&v));
+        Ok(v)
+    }
+
     /// Searches a knowledge base. Returns one page of results and whether more
     /// follow.
     pub async fn retrieve(
@@ -882,31 +908,39 @@ impl Knowledge {
         }
         let n = q.number_of_results.clamp(1, MAX_RESULTS);
         let want = q.offset + n + 1;
-        let query_vec = match self.queries.get(&kb.embedding_model, &q.text) {
-            Some(v) => v,
-            None => {
-                let v = Arc::new(
-                    self.embed(
-                        &kb.embedding_model,
-                        vec![q.text.clone()],
-                        "Retrieve",
-                        request_id,
-                    )
-                    .await?
-                    .pop()
-                    .unwrap_or_default(),
-                );
-                self.queries
-                    .put(&kb.embedding_model, &q.text, Arc::clone(&v));
-                v
-            }
-        };
         let idx = self.index(&kb).await?;
         let candidates = want.max(50) * 2;
+        let read = || {
+            idx.read()
+                .map_err(|_| Error::internal("the index lock was poisoned"))
+        };
+        // A HYBRID search's words are searched while the embedder embeds
+        // the query (the embedding is polled first, so it is queued before
+        // this thread turns to the words).
+        let lexical = async {
+            if q.search_type != SearchType::Hybrid {
+                return Ok(Vec::new());
+            }
+            let idx = read()?;
+            let terms = idx.words.query_terms(&q.text);
+            // Both sides hold the same chunks: only a filter needs a lookup.
+            Ok::<_, Error>(
+                idx.words
+                    .search(&terms, candidates, |id| {
+                        q.filter
+                            .as_ref()
+                            .is_none_or(|f| idx.vectors.metadata(id).is_some_and(|m| f.matches(m)))
+                    })
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (query_vec, lexical) =
+            tokio::join!(biased; self.query_vector(&kb, &q.text, request_id), lexical);
+        let (query_vec, lexical) = (query_vec?, lexical?);
         let ranked: Vec<(i64, f64)> = {
-            let idx = idx
-                .read()
-                .map_err(|_| Error::internal("the index lock was poisoned"))?;
+            let idx = read()?;
             let semantic = idx
                 .vectors
                 .search(&query_vec, candidates, q.filter.as_ref());
@@ -915,19 +949,10 @@ impl Knowledge {
                     .iter()
                     .map(|(id, s)| (*id, f64::from((1.0 + s) / 2.0)))
                     .collect(),
-                SearchType::Hybrid => {
-                    let terms = idx.words.query_terms(&q.text);
-                    // Both sides hold the same chunks: only a filter needs a lookup.
-                    let lexical = idx.words.search(&terms, candidates, |id| {
-                        q.filter
-                            .as_ref()
-                            .is_none_or(|f| idx.vectors.metadata(id).is_some_and(|m| f.matches(m)))
-                    });
-                    fuse(
-                        &semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-                        &lexical.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-                    )
-                }
+                SearchType::Hybrid => fuse(
+                    &semantic.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                    &lexical,
+                ),
             }
         };
         let page: Vec<(i64, f64)> = ranked.into_iter().skip(q.offset).take(n + 1).collect();
