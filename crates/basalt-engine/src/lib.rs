@@ -33,7 +33,7 @@ pub use llama_cpp_2::token::LlamaToken;
 pub use embed::{
     dot, normalize, EmbedResult, EmbedStats, Embedder, EmbedderConfig, KERNEL_INPUT_TOKENS,
 };
-pub use half::{f16_to_f32, f32_to_f16};
+pub use half::{dot_f16, f16_to_f32, f32_to_f16};
 pub use sampler::SamplingParams;
 pub use static_embed::StaticEmbeddings;
 

@@ -10,8 +10,9 @@
 //! rescores those exactly with the f32 vectors, so the returned scores are
 //! exact and the ranking all but always is.
 //!
-//! From [`ANN_FROM`] chunks on (configurable) an HNSW graph (`usearch`, f32
-//! vectors) is made once, on a thread of its own while searches go on with
+//! From [`ANN_FROM`] chunks on (configurable) an HNSW graph (`usearch`, its
+//! own copy of the vectors in f16, half the memory an f32 one reads per
+//! distance; results are rescored with the f32 vectors) is made once, on a thread of its own while searches go on with
 //! the exact passes, and then kept in step with every insert and remove
 //! (changes made meanwhile are replayed onto the graph when it is installed).
 //! A search walks the graph for its `k` best (filters applied during the
@@ -165,7 +166,7 @@ impl GraphJob {
         usearch::IndexOptions {
             dimensions: self.dimension,
             metric: usearch::MetricKind::IP,
-            quantization: usearch::ScalarKind::F32,
+            quantization: usearch::ScalarKind::F16,
             connectivity: ANN_CONNECTIVITY,
             expansion_add: ANN_EXPANSION_ADD,
             expansion_search: ANN_EXPANSION_SEARCH,
@@ -210,7 +211,7 @@ impl GraphJob {
             let v = &self.vectors[i * d..(i + 1) * d];
             let same = ann.contains(id as u64)
                 && ann.get(id as u64, &mut stored).ok() == Some(1)
-                && stored.as_slice() == v;
+                && same_as_f16(&stored, v);
             if !same {
                 stale.push(i);
             }
@@ -243,25 +244,38 @@ impl GraphJob {
 }
 
 /// `ann` measuring distance (`1 - dot product`, what usearch's own `IP`
-/// gives) with basalt's [`dot`]. usearch is built without its SIMD kernels
-/// (`numkong`, see ARCHITECTURE.md), so its own inner product is a loop the
-/// C++ compiler vectorizes only for SSE: 34% of a cached HYBRID Retrieve's
-/// time at 100k chunks (`perf`).
+/// gives) with basalt's [`basalt_engine::dot_f16`] on the graph's f16
+/// vectors. usearch is built without its SIMD kernels (`numkong`, see
+/// ARCHITECTURE.md): its own f32 inner product was a loop vectorized only
+/// for SSE (34% of a cached HYBRID Retrieve's time at 100k chunks, `perf`),
+/// and its f16 one converts every component in software.
 #[expect(unsafe_code, reason = "usearch hands a metric raw pointers")]
 fn with_metric(mut ann: usearch::Index, dimension: usize) -> usearch::Index {
-    ann.change_metric::<f32>(Box::new(move |a: *const f32, b: *const f32| {
-        // SAFETY: usearch calls the metric with two vectors of the index's
-        // `dimension` f32 values each (its own or a query of that length:
-        // `search` and `add` refuse any other).
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a, dimension),
-                std::slice::from_raw_parts(b, dimension),
-            )
-        };
-        1.0 - dot(a, b)
-    }));
+    ann.change_metric::<usearch::f16>(Box::new(
+        move |a: *const usearch::f16, b: *const usearch::f16| {
+            // SAFETY: usearch calls the metric with two vectors of the
+            // index's `dimension` f16 values each (its own, or a query it
+            // converted: `search` and `add` refuse another length), 16-bit
+            // aligned.
+            let (a, b) = unsafe {
+                (
+                    std::slice::from_raw_parts(a.cast::<u16>(), dimension),
+                    std::slice::from_raw_parts(b.cast::<u16>(), dimension),
+                )
+            };
+            1.0 - basalt_engine::dot_f16(a, b)
+        },
+    ));
     ann
+}
+
+/// Whether `stored` (read back from the graph's f16) is `v` as f16 holds it.
+fn same_as_f16(stored: &[f32], v: &[f32]) -> bool {
+    stored.len() == v.len()
+        && stored
+            .iter()
+            .zip(v)
+            .all(|(s, v)| (s - v).abs() <= v.abs() * 1e-3 + 1e-7)
 }
 
 impl VectorIndex {
@@ -470,7 +484,7 @@ impl VectorIndex {
         }
         let d = self.dimension;
         if let Some(ann) = &self.ann {
-            // The graph's scores are exact (f32): the walk's k best are the answer.
+            // The walk's k best (by f16 distance), rescored exactly.
             let want = k;
             let found = match filter {
                 None => ann.search(query, want),
