@@ -92,8 +92,11 @@ impl Listing {
     pub(crate) async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
         match &self.reader {
             Reader::Dir(paths) => {
-                let path = paths.get(key).ok_or("not in the listing")?;
-                std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+                let path = paths.get(key).ok_or("not in the listing")?.clone();
+                tokio::task::spawn_blocking(move || std::fs::read(path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("cannot read: {e}"))
             }
             Reader::S3(store) => {
                 let path = object_store::path::Path::from(key);
@@ -124,12 +127,18 @@ pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing
                 .map_err(|e| e.to_string())?;
             let (files, outside) = scanned
                 .map_err(|e| format!("Cannot read the bucket directory {}: {e}", dir.display()))?;
-            let keys = files.iter().map(|(k, _)| k.clone()).collect();
+            let (files, too_large): (Vec<_>, Vec<_>) = files
+                .into_iter()
+                .partition(|(_, _, size)| *size <= MAX_OBJECT_BYTES);
+            let keys = files.iter().map(|(k, _, _)| k.clone()).collect();
             Ok(Listing {
                 keys,
                 outside,
-                too_large: Vec::new(),
-                reader: Reader::Dir(files.into_iter().collect()),
+                too_large: too_large
+                    .into_iter()
+                    .map(|(k, _, size)| (k, size))
+                    .collect(),
+                reader: Reader::Dir(files.into_iter().map(|(k, p, _)| (k, p)).collect()),
             })
         }
         Bucket::S3 { store, display } => {
@@ -162,9 +171,9 @@ pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing
     }
 }
 
-/// Files found by a directory scan (key, real path) and keys that resolve
-/// outside the root.
-type Scan = (Vec<(String, PathBuf)>, Vec<String>);
+/// Files found by a directory scan (key, real path, size in bytes) and keys
+/// that resolve outside the root.
+type Scan = (Vec<(String, PathBuf, u64)>, Vec<String>);
 
 /// Files under `root` whose relative key starts with one of `prefixes` (all
 /// when empty), sorted. Entries resolving outside `root` (symlinks) are
@@ -192,10 +201,13 @@ pub(crate) fn scan(root: &Path, prefixes: &[String]) -> std::io::Result<Scan> {
                 outside.push(key);
                 continue;
             }
-            if real.is_dir() {
+            let Ok(meta) = real.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
                 stack.push(real);
             } else if wanted(&key, prefixes) {
-                files.push((key, real));
+                files.push((key, real, meta.len()));
             }
         }
     }

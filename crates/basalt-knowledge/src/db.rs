@@ -314,8 +314,40 @@ fn blob_embedding(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Replaces a document's chunks (text, vectors) and records it, in one
-/// transaction. Returns (removed chunk ids, new chunk ids).
+/// An ingestion job's statistics to store in the same transaction as a
+/// document's change, so that a crash never leaves a change uncounted (or
+/// counted twice when the resumed job finds it already made).
+pub struct JobProgress<'a> {
+    pub job_id: &'a str,
+    pub statistics: &'a crate::model::JobStatistics,
+}
+
+impl JobProgress<'_> {
+    /// The job id and its statistics as stored.
+    fn row(progress: Option<&Self>) -> Result<Option<(String, String)>> {
+        progress
+            .map(|p| Ok((p.job_id.to_string(), to_json(p.statistics)?)))
+            .transpose()
+    }
+}
+
+fn save_progress(
+    tx: &Connection,
+    progress: Option<&(String, String)>,
+    now_ms: i64,
+) -> basalt_store::rusqlite::Result<()> {
+    if let Some((job_id, statistics)) = progress {
+        tx.execute(
+            "UPDATE ingestion_jobs SET statistics = ?2, updated_at_ms = ?3 WHERE id = ?1",
+            params![job_id, statistics, now_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Replaces a document's chunks (text, vectors) and records it, with the
+/// job's progress when a job makes the change, in one transaction. Returns
+/// (removed chunk ids, new chunk ids).
 #[expect(clippy::too_many_arguments, reason = "one transaction's inputs")]
 pub fn replace_document(
     store: &Store,
@@ -326,8 +358,10 @@ pub fn replace_document(
     location: &Location,
     chunks: &[NewChunk],
     now_ms: i64,
+    progress: Option<&JobProgress<'_>>,
 ) -> Result<(Vec<i64>, Vec<i64>)> {
     let location = to_json(location)?;
+    let progress = JobProgress::row(progress)?;
     let metas: Vec<String> = chunks
         .iter()
         .map(|c| to_json(&c.metadata))
@@ -360,6 +394,7 @@ pub fn replace_document(
              VALUES (?1, ?2, ?3, ?4, 'INDEXED', NULL, ?5)",
             params![ds_id, key, kb_id, hash, now_ms],
         )?;
+        save_progress(&tx, progress.as_ref(), now_ms)?;
         tx.commit()?;
         Ok((removed, added))
     })
@@ -406,7 +441,13 @@ pub fn mark_failed(
 
 /// Removes a document and its chunks; returns the removed chunk ids, or
 /// `None` when there was no such document.
-pub fn delete_document(store: &Store, ds_id: &str, key: &str) -> Result<Option<Vec<i64>>> {
+pub fn delete_document(
+    store: &Store,
+    ds_id: &str,
+    key: &str,
+    progress: Option<&JobProgress<'_>>,
+) -> Result<Option<Vec<i64>>> {
+    let progress = JobProgress::row(progress)?;
     with(store, |c| {
         let tx = c.transaction()?;
         let removed = remove_chunks(&tx, ds_id, key)?;
@@ -414,6 +455,9 @@ pub fn delete_document(store: &Store, ds_id: &str, key: &str) -> Result<Option<V
             "DELETE FROM kb_documents WHERE ds_id = ?1 AND doc_key = ?2",
             [ds_id, key],
         )?;
+        if n > 0 {
+            save_progress(&tx, progress.as_ref(), crate::model::now_ms())?;
+        }
         tx.commit()?;
         Ok((n > 0).then_some(removed))
     })
@@ -464,12 +508,22 @@ pub fn list_documents(
 /// Every chunk of a knowledge base, for building its search index.
 pub fn kb_index_chunks(store: &Store, kb_id: &str) -> Result<Vec<IndexEntry>> {
     read(store, |c| {
-        let mut stmt =
-            c.prepare("SELECT id, metadata, embedding, text FROM kb_chunks WHERE kb_id = ?1")?;
+        let mut stmt = c.prepare(
+            "SELECT id, metadata, embedding, text, ds_id FROM kb_chunks WHERE kb_id = ?1",
+        )?;
         let rows = stmt.query_map([kb_id], |r| {
+            let mut metadata: Map<String, Value> = from_json(&r.get::<_, String>(1)?)?;
+            // Chunks stored before the data source id was part of their
+            // metadata get it here, so filters on it see every chunk.
+            if !metadata.contains_key(crate::ingest::DATA_SOURCE_KEY) {
+                metadata.insert(
+                    crate::ingest::DATA_SOURCE_KEY.into(),
+                    Value::from(r.get::<_, String>(4)?),
+                );
+            }
             Ok(IndexEntry {
                 id: r.get(0)?,
-                metadata: Arc::new(from_json(&r.get::<_, String>(1)?)?),
+                metadata: Arc::new(metadata),
                 vector: blob_embedding(&r.get::<_, Vec<u8>>(2)?),
                 text: r.get(3)?,
             })
@@ -521,20 +575,30 @@ pub fn chunks(store: &Store, ids: &[i64]) -> Result<Vec<ChunkRow>> {
 
 // ---------- RAG sessions ----------
 
-pub fn get_session(store: &Store, id: &str) -> Result<Option<Vec<(String, String)>>> {
+/// A session's turns, unless it was last used before `since_ms`.
+pub fn get_session(
+    store: &Store,
+    id: &str,
+    since_ms: i64,
+) -> Result<Option<Vec<(String, String)>>> {
     read(store, |c| {
-        c.query_row("SELECT turns FROM rag_sessions WHERE id = ?1", [id], |r| {
-            from_json(&r.get::<_, String>(0)?)
-        })
+        c.query_row(
+            "SELECT turns FROM rag_sessions WHERE id = ?1 AND updated_at_ms >= ?2",
+            params![id, since_ms],
+            |r| from_json(&r.get::<_, String>(0)?),
+        )
         .optional()
     })
 }
 
+/// Stores a session's turns, and drops sessions last used before
+/// `expired_before_ms`.
 pub fn save_session(
     store: &Store,
     id: &str,
     turns: &[(String, String)],
     now_ms: i64,
+    expired_before_ms: i64,
 ) -> Result<()> {
     let turns = to_json(&turns)?;
     with(store, |c| {
@@ -542,6 +606,79 @@ pub fn save_session(
             "INSERT OR REPLACE INTO rag_sessions (id, turns, updated_at_ms) VALUES (?1, ?2, ?3)",
             params![id, turns, now_ms],
         )?;
+        c.execute(
+            "DELETE FROM rag_sessions WHERE updated_at_ms < ?1",
+            [expired_before_ms],
+        )?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{IngestionJob, JobStatistics};
+
+    #[test]
+    fn a_document_change_stores_its_job_progress_with_it() {
+        let dir = std::env::temp_dir().join(format!("basalt-db-progress-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let mut job = IngestionJob {
+            id: "JOB1".into(),
+            kb_id: "KB1".into(),
+            ds_id: "DS1".into(),
+            description: None,
+            status: "IN_PROGRESS".into(),
+            statistics: JobStatistics::default(),
+            failure_reasons: Vec::new(),
+            started_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        save_job(&store, &job).unwrap();
+        let chunk = NewChunk {
+            text: "a note".into(),
+            parent_text: None,
+            metadata: Map::new(),
+            embedding: vec![1.0, 0.0],
+        };
+        let location = Location::Custom { id: "note".into() };
+        let progress = |statistics| JobProgress {
+            job_id: "JOB1",
+            statistics,
+        };
+        let saved = || get_job(&store, "DS1", "JOB1").unwrap().unwrap().statistics;
+        job.statistics.new_documents_indexed = 1;
+        let counted = job.statistics;
+        let p = progress(&counted);
+        replace_document(
+            &store,
+            "KB1",
+            "DS1",
+            "note",
+            "h",
+            &location,
+            &[chunk],
+            2,
+            Some(&p),
+        )
+        .unwrap();
+        assert_eq!(saved().new_documents_indexed, 1);
+        job.statistics.documents_deleted = 1;
+        let counted = job.statistics;
+        let p = progress(&counted);
+        assert!(delete_document(&store, "DS1", "note", Some(&p))
+            .unwrap()
+            .is_some());
+        assert_eq!(saved().documents_deleted, 1);
+        // Deleting what is not there changes nothing, the job's counts included.
+        job.statistics.documents_deleted = 2;
+        let counted = job.statistics;
+        let p = progress(&counted);
+        assert!(delete_document(&store, "DS1", "note", Some(&p))
+            .unwrap()
+            .is_none());
+        assert_eq!(saved().documents_deleted, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

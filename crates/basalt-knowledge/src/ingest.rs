@@ -1,7 +1,9 @@
 //! Ingestion: scan a data source's directory, parse, chunk, embed and index
 //! each document; skip unchanged ones, replace changed ones, remove deleted
-//! ones. Statistics are saved after every document, so GetIngestionJob shows
-//! progress and a restart resumes with what is left.
+//! ones. Statistics are saved after every document, in the same transaction
+//! as the document's own change (so a crash never leaves one uncounted or
+//! counted twice), so GetIngestionJob shows progress and a restart resumes
+//! with what is left.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +34,12 @@ pub(crate) fn content_hash(
     hex::encode(h.finalize())
 }
 
+/// A short hash of a document's metadata alone.
+fn metadata_hash(metadata: &Map<String, Value>) -> String {
+    let digest = Sha256::digest(Value::Object(metadata.clone()).to_string().as_bytes());
+    hex::encode(&digest[..8])
+}
+
 /// Reads a `.metadata.json` sidecar: `{"metadataAttributes": {...}}`, where a
 /// value is plain JSON or Bedrock's typed form `{"value": {"type": ..., "stringValue": ...}}`.
 pub(crate) fn sidecar_metadata(bytes: &[u8]) -> Result<Map<String, Value>, String> {
@@ -58,6 +66,9 @@ pub(crate) fn sidecar_metadata(bytes: &[u8]) -> Result<Map<String, Value>, Strin
     }
     Ok(out)
 }
+
+/// The metadata key that holds a chunk's data source id.
+pub(crate) const DATA_SOURCE_KEY: &str = "x-amz-bedrock-kb-data-source-id";
 
 fn s3_uri(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
@@ -176,15 +187,25 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         } else {
             Map::new()
         };
-        let hash = content_hash(&bytes, &metadata, ds.chunking);
+        // Stored as `content.metadata`: the first part decides whether the
+        // document changed, the second whether its sidecar did.
+        let content = content_hash(&bytes, &metadata, ds.chunking);
+        let meta = metadata_hash(&metadata);
+        let hash = format!("{content}.{meta}");
         let previous = known.get(key);
-        if previous == Some(&hash) {
+        let (previous_content, previous_meta) = previous
+            .map(|h| h.split_once('.').unwrap_or((h.as_str(), "")))
+            .unwrap_or_default();
+        if previous_content == content {
             continue;
         }
-        let text = match parse::parse_document(key, &bytes) {
+        if !previous_meta.is_empty() && previous_meta != meta {
+            job.statistics.metadata_documents_modified += 1;
+        }
+        let text = match parse_bytes(key, bytes).await {
             Ok(t) => t,
             Err(e) => {
-                fail(k, job, &kb, &ds, key, &e.to_string()).await;
+                fail(k, job, &kb, &ds, key, &e).await;
                 continue;
             }
         };
@@ -222,11 +243,20 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
     flush(k, job, &kb, &ds, pending).await;
     for key in known.keys().filter(|key| !present.contains(*key)) {
         let (store, ds_id, key_owned) = (k.store().clone(), ds.id.clone(), key.clone());
-        if let Some(removed) =
-            blocking(move || db::delete_document(&store, &ds_id, &key_owned)).await?
+        let mut counted = job.statistics;
+        counted.documents_deleted += 1;
+        let job_id = job.id.clone();
+        if let Some(removed) = blocking(move || {
+            let progress = db::JobProgress {
+                job_id: &job_id,
+                statistics: &counted,
+            };
+            db::delete_document(&store, &ds_id, &key_owned, Some(&progress))
+        })
+        .await?
         {
             k.forget(&kb.id, &removed)?;
-            job.statistics.documents_deleted += 1;
+            job.statistics = counted;
         }
     }
     Ok(())
@@ -246,11 +276,11 @@ async fn flush(
         return;
     }
     let request_id = job.id.clone();
-    for (doc, result) in embed_and_commit(k, kb, ds, docs, &request_id).await {
-        match result {
-            Ok(_) if doc.replaces => job.statistics.modified_documents_indexed += 1,
-            Ok(_) => job.statistics.new_documents_indexed += 1,
-            Err(reason) => fail(k, job, kb, ds, &doc.key, &reason).await,
+    // Each commit stores the job's statistics with it (new or modified
+    // counted), so a crash never leaves an indexed document uncounted.
+    for (doc, result) in embed_and_commit(k, kb, ds, docs, &request_id, Some(job)).await {
+        if let Err(reason) = result {
+            fail(k, job, kb, ds, &doc.key, &reason).await;
         }
     }
     save_progress(k, job);
@@ -324,6 +354,9 @@ pub(crate) async fn prepare(
     if text.trim().is_empty() {
         return Err("the document has no text".into());
     }
+    // Filterable like any attribute, as on Bedrock.
+    let mut metadata = metadata;
+    metadata.insert(DATA_SOURCE_KEY.into(), Value::from(ds.id.clone()));
     let spans = cut(k, kb, text, ds.chunking, request_id)
         .await
         .map_err(|e| e.message)?;
@@ -353,6 +386,7 @@ pub(crate) async fn embed_and_commit(
     ds: &DataSource,
     docs: Vec<Prepared>,
     request_id: &str,
+    mut job: Option<&mut IngestionJob>,
 ) -> Vec<(Prepared, Result<usize, String>)> {
     let texts: Vec<String> = docs.iter().flat_map(|d| d.texts.iter().cloned()).collect();
     let vectors = match k
@@ -374,7 +408,19 @@ pub(crate) async fn embed_and_commit(
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         let doc_vectors: Vec<Vec<f32>> = vectors.by_ref().take(doc.texts.len()).collect();
-        let result = commit(k, kb, ds, &doc, doc_vectors).await;
+        let counted = job.as_deref().map(|j| {
+            let mut s = j.statistics;
+            if doc.replaces {
+                s.modified_documents_indexed += 1;
+            } else {
+                s.new_documents_indexed += 1;
+            }
+            (j.id.clone(), s)
+        });
+        let result = commit(k, kb, ds, &doc, doc_vectors, counted.clone()).await;
+        if let (Ok(_), Some(job), Some((_, s))) = (&result, job.as_deref_mut(), counted) {
+            job.statistics = s;
+        }
         out.push((doc, result));
     }
     out
@@ -386,6 +432,7 @@ async fn commit(
     ds: &DataSource,
     doc: &Prepared,
     vectors: Vec<Vec<f32>>,
+    counted: Option<(String, crate::model::JobStatistics)>,
 ) -> Result<usize, String> {
     if vectors.len() != doc.texts.len() {
         return Err("the embedding model returned too few vectors".into());
@@ -412,6 +459,9 @@ async fn commit(
         doc.location.clone(),
     );
     let (removed, added) = blocking(move || {
+        let progress = counted
+            .as_ref()
+            .map(|(job_id, statistics)| db::JobProgress { job_id, statistics });
         db::replace_document(
             &store,
             &kb_id,
@@ -421,6 +471,7 @@ async fn commit(
             &location,
             &chunks,
             now_ms(),
+            progress.as_ref(),
         )
     })
     .await
@@ -448,35 +499,52 @@ async fn cut(
     chunking: Chunking,
     request_id: &str,
 ) -> basalt_types::Result<Vec<chunk::Chunk>> {
+    // Cutting counts tokens word by word: on the blocking pool, so a long
+    // document does not hold an async worker (and the Retrieves behind it).
     let count = k.token_counter(&kb.embedding_model)?;
-    Ok(match chunking {
+    let owned = text.to_string();
+    match chunking {
         Chunking::FixedSize {
             max_tokens,
             overlap_percentage,
-        } => chunk::fixed_size(
-            text,
-            max_tokens as usize,
-            overlap_percentage as usize,
-            &count,
-        ),
+        } => {
+            blocking(move || {
+                Ok(chunk::fixed_size(
+                    &owned,
+                    max_tokens as usize,
+                    overlap_percentage as usize,
+                    &count,
+                ))
+            })
+            .await
+        }
         Chunking::Hierarchical {
             parent_max_tokens,
             child_max_tokens,
             overlap_tokens,
-        } => chunk::hierarchical(
-            text,
-            parent_max_tokens as usize,
-            child_max_tokens as usize,
-            overlap_tokens as usize,
-            &count,
-        ),
+        } => {
+            blocking(move || {
+                Ok(chunk::hierarchical(
+                    &owned,
+                    parent_max_tokens as usize,
+                    child_max_tokens as usize,
+                    overlap_tokens as usize,
+                    &count,
+                ))
+            })
+            .await
+        }
         Chunking::Semantic {
             max_tokens,
             buffer_size,
             breakpoint_percentile_threshold,
         } => {
-            let sentences = chunk::sentences(text);
-            let windows = chunk::buffered_windows(text, &sentences, buffer_size as usize);
+            let (sentences, windows) = blocking(move || {
+                let sentences = chunk::sentences(&owned);
+                let windows = chunk::buffered_windows(&owned, &sentences, buffer_size as usize);
+                Ok((sentences, windows))
+            })
+            .await?;
             let vectors = if windows.len() < 2 {
                 Vec::new()
             } else {
@@ -488,17 +556,32 @@ async fn cut(
                 )
                 .await?
             };
-            chunk::semantic(
-                text,
-                &sentences,
-                &vectors,
-                max_tokens as usize,
-                breakpoint_percentile_threshold as usize,
-                &count,
-            )
+            let owned = text.to_string();
+            blocking(move || {
+                Ok(chunk::semantic(
+                    &owned,
+                    &sentences,
+                    &vectors,
+                    max_tokens as usize,
+                    breakpoint_percentile_threshold as usize,
+                    &count,
+                ))
+            })
+            .await
         }
-        Chunking::None => chunk::whole(text),
+        Chunking::None => Ok(chunk::whole(text)),
+    }
+}
+
+/// Parses a document's bytes on the blocking pool (PDF text extraction can
+/// take seconds).
+pub(crate) async fn parse_bytes(name: &str, bytes: Vec<u8>) -> Result<String, String> {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        parse::parse_document(&name, &bytes).map_err(|e| e.to_string())
     })
+    .await
+    .map_err(|e| format!("the parser failed: {e}"))?
 }
 
 #[cfg(test)]

@@ -30,9 +30,9 @@ use serde_json::Value;
 pub use filter::Filter;
 pub use index::{IndexEntry, KbIndex, VectorIndex};
 pub use model::{
-    Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineDocument,
-    JobStatistics, KnowledgeBase, Location, Rerank, RerankMetadata, Retrieved, SearchType,
-    SourceKind,
+    Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineContent,
+    InlineDocument, JobStatistics, KnowledgeBase, Location, Rerank, RerankMetadata, Retrieved,
+    SearchType, SourceKind,
 };
 pub use rag::{Citation, RagRequest, RagResponse};
 
@@ -342,9 +342,32 @@ impl Knowledge {
         Ok(())
     }
 
+    /// Chunks must fit the embedding model's input (its `context_window`
+    /// less `[CLS]` and `[SEP]`): a longer chunk would be embedded from its
+    /// first tokens only.
+    fn check_chunking(&self, kb: &KnowledgeBase, chunking: Chunking) -> Result<()> {
+        let Some(max) = chunking.embedded_max_tokens() else {
+            return Ok(());
+        };
+        let window = self
+            .gateway
+            .model(&kb.embedding_model)?
+            .config
+            .context_window;
+        let fits = window.saturating_sub(2);
+        if max > fits {
+            return Err(Error::validation(format!(
+                "Chunks of up to {max} tokens do not fit the embedding model {}, which reads {fits} tokens of text (context_window {window}); use maxTokens of at most {fits}, or a larger context_window for the model.",
+                kb.embedding_model
+            )));
+        }
+        Ok(())
+    }
+
     pub fn create_data_source(&self, kb_id: &str, new: NewDataSource) -> Result<DataSource> {
-        self.knowledge_base(kb_id)?;
+        let kb = self.knowledge_base(kb_id)?;
         self.check_source(&new.source)?;
+        self.check_chunking(&kb, new.chunking)?;
         let now = now_ms();
         let ds = DataSource {
             id: new_id(),
@@ -534,17 +557,29 @@ impl Knowledge {
         let mut prepared = Vec::new();
         let mut failed: Vec<(String, String)> = Vec::new();
         for doc in docs {
-            let hash = ingest::content_hash(doc.text.as_bytes(), &doc.metadata, ds.chunking);
+            let hash = ingest::content_hash(doc.content.bytes(), &doc.metadata, ds.chunking);
             if db::document_hash(&self.store, &ds.id, &doc.id)?.as_deref() == Some(hash.as_str()) {
                 continue;
             }
+            let text = match doc.content {
+                InlineContent::Text(t) => t,
+                InlineContent::File { name, bytes } => {
+                    match ingest::parse_bytes(&name, bytes).await {
+                        Ok(t) => t,
+                        Err(reason) => {
+                            failed.push((doc.id, reason));
+                            continue;
+                        }
+                    }
+                }
+            };
             let location = Location::Custom { id: doc.id.clone() };
             match ingest::prepare(
                 self,
                 &kb,
                 &ds,
                 &doc.id,
-                &doc.text,
+                &text,
                 doc.metadata,
                 &location,
                 &hash,
@@ -559,7 +594,7 @@ impl Knowledge {
         }
         if !prepared.is_empty() {
             for (doc, result) in
-                ingest::embed_and_commit(self, &kb, &ds, prepared, request_id).await
+                ingest::embed_and_commit(self, &kb, &ds, prepared, request_id, None).await
             {
                 if let Err(reason) = result {
                     failed.push((doc.key().to_string(), reason));
@@ -611,7 +646,7 @@ impl Knowledge {
         self.data_source(kb_id, ds_id)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let status = match db::delete_document(&self.store, ds_id, key)? {
+            let status = match db::delete_document(&self.store, ds_id, key, None)? {
                 Some(removed) => {
                     self.forget(kb_id, &removed)?;
                     "DELETING"
@@ -853,7 +888,7 @@ impl Knowledge {
         Ok(out)
     }
 
-    fn token_counter(&self, model: &str) -> Result<impl Fn(&str) -> usize + '_> {
+    fn token_counter(&self, model: &str) -> Result<impl Fn(&str) -> usize + Send + 'static> {
         let provider = Arc::clone(&self.gateway.model(model)?.provider);
         // Validate once; afterwards a failure counts as one token per byte/4.
         provider.count_embedding_tokens("probe")?;
@@ -962,6 +997,19 @@ impl Knowledge {
         let store = self.store.clone();
         let rows = blocking(move || db::chunks(&store, &ids)).await?;
         let scores: HashMap<i64, f64> = page.into_iter().collect();
+        // Children of one HIERARCHICAL parent come back as that parent, once
+        // (so a page can hold fewer results than asked for, as on Bedrock).
+        let mut rows = rows;
+        rows.sort_by(|a, b| {
+            let score = |id| scores.get(&id).copied().unwrap_or(0.0);
+            score(b.id).total_cmp(&score(a.id))
+        });
+        let mut parents_seen = HashSet::new();
+        rows.retain(|row| {
+            row.parent_text.as_ref().is_none_or(|parent| {
+                parents_seen.insert((row.ds_id.clone(), row.doc_key.clone(), parent.clone()))
+            })
+        });
         let mut results: Vec<Retrieved> = rows
             .into_iter()
             .map(|row| {
@@ -971,7 +1019,7 @@ impl Knowledge {
                     Value::from(row.id.to_string()),
                 );
                 metadata.insert(
-                    "x-amz-bedrock-kb-data-source-id".into(),
+                    ingest::DATA_SOURCE_KEY.into(),
                     Value::from(row.ds_id.clone()),
                 );
                 Retrieved {

@@ -65,6 +65,21 @@ impl Chunking {
         max_tokens: 200,
         overlap_percentage: 20,
     };
+
+    /// The most tokens a chunk that is embedded can hold (HIERARCHICAL
+    /// embeds the children); `None` for NONE, where a chunk is a document.
+    #[must_use]
+    pub fn embedded_max_tokens(self) -> Option<u32> {
+        match self {
+            Self::FixedSize { max_tokens, .. } | Self::Semantic { max_tokens, .. } => {
+                Some(max_tokens)
+            }
+            Self::Hierarchical {
+                child_max_tokens, ..
+            } => Some(child_max_tokens),
+            Self::None => None,
+        }
+    }
 }
 
 /// What happens to a data source's chunks when the data source is deleted.
@@ -133,8 +148,32 @@ pub struct DocumentRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InlineDocument {
     pub id: String,
-    pub text: String,
+    pub content: InlineContent,
     pub metadata: Map<String, Value>,
+}
+
+/// What an inline document holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InlineContent {
+    Text(String),
+    /// A file's bytes, parsed by the type `name`'s extension says (`.pdf`,
+    /// `.html`, ...) when the document is ingested: a file that does not
+    /// parse fails that document, not the request.
+    File {
+        name: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl InlineContent {
+    /// The bytes a document's content hash covers.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(t) => t.as_bytes(),
+            Self::File { bytes, .. } => bytes,
+        }
+    }
 }
 
 /// How to search.

@@ -18,6 +18,22 @@ pub const DEFAULT_PROMPT_TEMPLATE: &str = "You are a question answering agent. I
 /// Sentences whose best reference scores below this have no citation.
 const CITE_MIN_SIMILARITY: f32 = 0.3;
 
+/// The turns of a session the model sees (and the store keeps): the latest.
+pub const SESSION_TURNS: usize = 10;
+
+/// A session unused for this long is gone (ResourceNotFoundException).
+pub const SESSION_IDLE_MS: i64 = 24 * 3600 * 1000;
+
+/// What a turn retrieves with: its question, after the previous question
+/// when it continues a session, so a follow-up ("and which one is soft?")
+/// finds what the conversation is about.
+fn retrieval_text(history: &[(String, String)], query: &str) -> String {
+    match history.last() {
+        Some((previous, _)) => format!("{previous}\n{query}"),
+        None => query.to_string(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RagRequest {
     pub kb_id: String,
@@ -107,7 +123,8 @@ impl Knowledge {
             None => Vec::new(),
             Some(id) => {
                 let (store, sid) = (self.store().clone(), id.clone());
-                blocking(move || db::get_session(&store, &sid))
+                let since = now_ms() - SESSION_IDLE_MS;
+                blocking(move || db::get_session(&store, &sid, since))
                     .await?
                     .ok_or_else(|| {
                         Error::not_found(format!("The session {id} does not exist or has expired."))
@@ -115,7 +132,9 @@ impl Knowledge {
             }
         };
         let kb = self.knowledge_base(&req.kb_id)?;
-        let (results, _) = self.retrieve(&kb.id, &req.retrieval, request_id).await?;
+        let mut retrieval = req.retrieval.clone();
+        retrieval.text = retrieval_text(&history, &req.query);
+        let (results, _) = self.retrieve(&kb.id, &retrieval, request_id).await?;
         let template = req
             .prompt_template
             .as_deref()
@@ -174,8 +193,12 @@ impl Knowledge {
             .unwrap_or_else(|| new_id().to_lowercase());
         let mut turns = history;
         turns.push((req.query, text.clone()));
+        let keep_from = turns.len().saturating_sub(SESSION_TURNS);
+        turns.drain(..keep_from);
         let (store, sid) = (self.store().clone(), session_id.clone());
-        blocking(move || db::save_session(&store, &sid, &turns, now_ms())).await?;
+        let now = now_ms();
+        blocking(move || db::save_session(&store, &sid, &turns, now, now - SESSION_IDLE_MS))
+            .await?;
         Ok(RagResponse {
             text,
             session_id,
@@ -214,31 +237,124 @@ impl Knowledge {
         let idx = idx
             .read()
             .map_err(|_| Error::internal("the index lock was poisoned"))?;
-        let mut citations = Vec::new();
-        for (((start, end), part), v) in parts.iter().zip(part_texts).zip(&part_vecs) {
-            let mut scored: Vec<(f32, &Retrieved)> = results
-                .iter()
-                .filter_map(|r| idx.vectors.vector(r.chunk_id).map(|rv| (dot(rv, v), r)))
-                .filter(|(s, _)| *s >= CITE_MIN_SIMILARITY)
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            if scored.is_empty() {
-                continue;
-            }
-            citations.push(Citation {
-                start: *start,
-                end: *end,
-                text: part,
-                references: scored.into_iter().take(3).map(|(_, r)| r.clone()).collect(),
-            });
-        }
-        Ok(citations)
+        Ok(attribute(&parts, part_texts, &part_vecs, results, |id| {
+            idx.vectors.vector(id)
+        }))
     }
+}
+
+/// Each answer part (character span, text, unit vector) cites the results
+/// (up to 3, closest first) whose chunk vectors are within
+/// [`CITE_MIN_SIMILARITY`] of it; a part close to none is not cited.
+fn attribute<'a>(
+    parts: &[(usize, usize)],
+    texts: Vec<String>,
+    vectors: &[Vec<f32>],
+    results: &[Retrieved],
+    vector_of: impl Fn(i64) -> Option<&'a [f32]>,
+) -> Vec<Citation> {
+    let mut citations = Vec::new();
+    for (((start, end), part), v) in parts.iter().zip(texts).zip(vectors) {
+        let mut scored: Vec<(f32, &Retrieved)> = results
+            .iter()
+            .filter_map(|r| vector_of(r.chunk_id).map(|rv| (dot(rv, v), r)))
+            .filter(|(s, _)| *s >= CITE_MIN_SIMILARITY)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if scored.is_empty() {
+            continue;
+        }
+        citations.push(Citation {
+            start: *start,
+            end: *end,
+            text: part,
+            references: scored.into_iter().take(3).map(|(_, r)| r.clone()).collect(),
+        });
+    }
+    citations
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn retrieved(id: i64, text: &str) -> Retrieved {
+        Retrieved {
+            chunk_id: id,
+            text: text.into(),
+            score: 0.5,
+            metadata: serde_json::Map::new(),
+            location: crate::model::Location::Custom { id: text.into() },
+            document_id: text.into(),
+        }
+    }
+
+    #[test]
+    fn each_sentence_cites_the_chunks_closest_to_it() {
+        let answer = "Apples crunch. Bananas are soft! Nothing here.";
+        let parts = answer_parts(answer);
+        let chars: Vec<char> = answer.chars().collect();
+        let texts: Vec<String> = parts
+            .iter()
+            .map(|(s, e)| chars[*s..*e].iter().collect())
+            .collect();
+        // Unit vectors: sentence 1 near chunk 1, sentence 2 near chunk 2 (and
+        // a little near chunk 1), sentence 3 near nothing.
+        let v = |x: f32, y: f32, z: f32| {
+            let n = (x * x + y * y + z * z).sqrt();
+            vec![x / n, y / n, z / n]
+        };
+        let vectors = vec![v(1.0, 0.1, 0.0), v(0.5, 1.0, 0.0), v(0.0, 0.0, 1.0)];
+        let chunks: std::collections::HashMap<i64, Vec<f32>> =
+            [(1, v(1.0, 0.0, 0.0)), (2, v(0.0, 1.0, 0.0))].into();
+        let results = vec![
+            retrieved(1, "apples"),
+            retrieved(2, "bananas"),
+            retrieved(3, "gone"),
+        ];
+        let cited = attribute(&parts, texts, &vectors, &results, |id| {
+            chunks.get(&id).map(Vec::as_slice)
+        });
+        assert_eq!(cited.len(), 2);
+        for c in &cited {
+            let span: String = chars[c.start..c.end].iter().collect();
+            assert_eq!(span, c.text);
+        }
+        assert_eq!(cited[0].text, "Apples crunch.");
+        assert_eq!(
+            cited[0]
+                .references
+                .iter()
+                .map(|r| r.chunk_id)
+                .collect::<Vec<_>>(),
+            [1]
+        );
+        assert_eq!(cited[1].text, "Bananas are soft!");
+        assert_eq!(
+            cited[1]
+                .references
+                .iter()
+                .map(|r| r.chunk_id)
+                .collect::<Vec<_>>(),
+            [2, 1]
+        );
+    }
+
+    #[test]
+    fn a_follow_up_retrieves_with_the_previous_question() {
+        assert_eq!(
+            retrieval_text(&[], "Which fruit is crunchy?"),
+            "Which fruit is crunchy?"
+        );
+        let history = vec![
+            ("Tell me about volcanoes.".to_string(), "...".to_string()),
+            ("Which fruit is crunchy?".to_string(), "Apples.".to_string()),
+        ];
+        assert_eq!(
+            retrieval_text(&history, "And which one is soft?"),
+            "Which fruit is crunchy?\nAnd which one is soft?"
+        );
+    }
 
     #[test]
     fn answer_parts_are_sentences_as_character_offsets() {

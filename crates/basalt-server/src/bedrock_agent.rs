@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use basalt_knowledge::{
-    Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineDocument,
-    KnowledgeBase, NewDataSource, NewKnowledgeBase, SourceKind,
+    Chunking, DataSource, DeletionPolicy, DocumentRecord, IngestionJob, InlineContent,
+    InlineDocument, KnowledgeBase, NewDataSource, NewKnowledgeBase, SourceKind,
 };
 use basalt_types::Error;
 use bytes::Bytes;
@@ -703,11 +703,16 @@ pub(crate) async fn list_ingestion_jobs(
 
 // ---------- documents (CUSTOM data sources) ----------
 
-fn doc_json(d: &DocumentRecord, kind: &str) -> Value {
-    let identifier = if kind == "S3" {
-        json!({ "dataSourceType": "S3", "s3": { "uri": d.key } })
-    } else {
-        json!({ "dataSourceType": "CUSTOM", "custom": { "id": d.key } })
+/// A document as botocore's `KnowledgeBaseDocumentDetail`, identified as its
+/// data source identifies documents (an S3 data source by `s3://bucket/key`).
+fn doc_json(d: &DocumentRecord, source: &SourceKind) -> Value {
+    let identifier = match source {
+        SourceKind::S3 { bucket, .. } => {
+            json!({ "dataSourceType": "S3", "s3": { "uri": format!("s3://{bucket}/{}", d.key) } })
+        }
+        SourceKind::Custom => {
+            json!({ "dataSourceType": "CUSTOM", "custom": { "id": d.key } })
+        }
     };
     let mut v = json!({
         "knowledgeBaseId": d.kb_id,
@@ -791,15 +796,17 @@ fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
     let inline = custom
         .get("inlineContent")
         .ok_or_else(|| Error::validation("custom.inlineContent is required."))?;
-    let text = match inline.get("type").and_then(Value::as_str) {
-        Some("TEXT") => inline
-            .pointer("/textContent/data")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::validation("inlineContent.textContent.data is required and non-empty.")
-            })?
-            .to_string(),
+    let content = match inline.get("type").and_then(Value::as_str) {
+        Some("TEXT") => InlineContent::Text(
+            inline
+                .pointer("/textContent/data")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    Error::validation("inlineContent.textContent.data is required and non-empty.")
+                })?
+                .to_string(),
+        ),
         Some("BYTE") => {
             use base64::Engine as _;
             let mime = inline
@@ -826,8 +833,12 @@ fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
                     )))
                 }
             };
-            basalt_knowledge::parse::parse_document(&format!("inline.{ext}"), &bytes)
-                .map_err(|e| Error::validation(format!("document {id}: {e}")))?
+            // Parsed when the document is ingested: one that does not parse
+            // is a FAILED document, not a failed request.
+            InlineContent::File {
+                name: format!("inline.{ext}"),
+                bytes,
+            }
         }
         _ => {
             return Err(Error::validation(
@@ -837,7 +848,7 @@ fn inline_document(d: &Value) -> Result<InlineDocument, Error> {
     };
     Ok(InlineDocument {
         id: id.to_string(),
-        text,
+        content,
         metadata: metadata_attributes(d.get("metadata"))?,
     })
 }
@@ -870,7 +881,10 @@ pub(crate) async fn ingest_documents(
     let details = knowledge
         .ingest_documents(&kb_id, &ds_id, docs, &rid.0)
         .await?;
-    let details: Vec<Value> = details.iter().map(|d| doc_json(d, "CUSTOM")).collect();
+    let details: Vec<Value> = details
+        .iter()
+        .map(|d| doc_json(d, &SourceKind::Custom))
+        .collect();
     Ok(accepted(json!({ "documentDetails": details })))
 }
 
@@ -885,28 +899,43 @@ struct DocIdsBody {
 
 /// Document keys from identifiers: custom ids, or S3 URIs of this data
 /// source's bucket (the key is the path after the bucket).
-fn doc_keys(ids: &[Value]) -> Result<Vec<(String, &'static str)>, Error> {
+/// The document keys of `documentIdentifiers`, each of the kind `source`
+/// identifies documents by (an S3 one by `s3://` and its own bucket).
+fn doc_keys(ids: &[Value], source: &SourceKind) -> Result<Vec<String>, Error> {
     if !(1..=10).contains(&ids.len()) {
         return Err(Error::validation(
             "documentIdentifiers takes 1 to 10 identifiers.",
         ));
     }
     ids.iter()
-        .map(|i| match i.get("dataSourceType").and_then(Value::as_str) {
-            Some("CUSTOM") => i
-                .pointer("/custom/id")
-                .and_then(Value::as_str)
-                .map(|s| (s.to_string(), "CUSTOM"))
-                .ok_or_else(|| Error::validation("custom.id is required.")),
-            Some("S3") => i
-                .pointer("/s3/uri")
-                .and_then(Value::as_str)
-                .and_then(|u| u.strip_prefix("s3://"))
-                .and_then(|u| u.split_once('/'))
-                .map(|(_, key)| (key.to_string(), "S3"))
-                .ok_or_else(|| Error::validation("s3.uri must be s3://bucket/key.")),
-            _ => Err(Error::validation("dataSourceType must be CUSTOM or S3.")),
-        })
+        .map(
+            |i| match (i.get("dataSourceType").and_then(Value::as_str), source) {
+                (Some("CUSTOM"), SourceKind::Custom) => i
+                    .pointer("/custom/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::validation("custom.id is required.")),
+                (Some("S3"), SourceKind::S3 { bucket, .. }) => i
+                    .pointer("/s3/uri")
+                    .and_then(Value::as_str)
+                    .and_then(|u| u.strip_prefix("s3://"))
+                    .and_then(|u| u.split_once('/'))
+                    .filter(|(b, key)| b == bucket && !key.is_empty())
+                    .map(|(_, key)| key.to_string())
+                    .ok_or_else(|| {
+                        Error::validation(format!(
+                            "s3.uri must be s3://{bucket}/KEY, in this data source's bucket."
+                        ))
+                    }),
+                (Some("S3"), SourceKind::Custom) => Err(Error::validation(
+                    "This is a CUSTOM data source: identify documents by custom.id.",
+                )),
+                (Some("CUSTOM"), SourceKind::S3 { .. }) => Err(Error::validation(
+                    "This is an S3 data source: identify documents by s3.uri.",
+                )),
+                _ => Err(Error::validation("dataSourceType must be CUSTOM or S3.")),
+            },
+        )
         .collect()
 }
 
@@ -916,12 +945,12 @@ pub(crate) async fn get_documents(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: DocIdsBody = parse_json(&body)?;
-    state.knowledge.data_source(&kb_id, &ds_id)?;
+    let ds = state.knowledge.data_source(&kb_id, &ds_id)?;
     let mut details = Vec::new();
-    for (key, kind) in doc_keys(&body.document_identifiers)? {
+    for key in doc_keys(&body.document_identifiers, &ds.source)? {
         details.push(doc_json(
             &state.knowledge.document(&kb_id, &ds_id, &key)?,
-            kind,
+            &ds.source,
         ));
     }
     Ok(Json(json!({ "documentDetails": details })).into_response())
@@ -935,16 +964,15 @@ pub(crate) async fn list_documents(
     let b = list_body(&body)?;
     let (offset, size) = page(b.max_results, b.next_token.as_deref())?;
     let ds = state.knowledge.data_source(&kb_id, &ds_id)?;
-    let kind = if matches!(ds.source, SourceKind::S3 { .. }) {
-        "S3"
-    } else {
-        "CUSTOM"
-    };
     let docs = state
         .knowledge
         .documents(&kb_id, &ds_id, offset, size + 1)?;
     let more = docs.len() > size;
-    let details: Vec<Value> = docs.iter().take(size).map(|d| doc_json(d, kind)).collect();
+    let details: Vec<Value> = docs
+        .iter()
+        .take(size)
+        .map(|d| doc_json(d, &ds.source))
+        .collect();
     let next = more.then(|| (offset + size).to_string());
     Ok(Json(with_next(json!({ "documentDetails": details }), next)).into_response())
 }
@@ -955,14 +983,10 @@ pub(crate) async fn delete_documents(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let body: DocIdsBody = parse_json(&body)?;
-    let keys = doc_keys(&body.document_identifiers)?;
-    let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+    let ds = state.knowledge.data_source(&kb_id, &ds_id)?;
+    let names = doc_keys(&body.document_identifiers, &ds.source)?;
     let done = state.knowledge.delete_documents(&kb_id, &ds_id, &names)?;
-    let details: Vec<Value> = done
-        .iter()
-        .zip(&keys)
-        .map(|(d, (_, kind))| doc_json(d, kind))
-        .collect();
+    let details: Vec<Value> = done.iter().map(|d| doc_json(d, &ds.source)).collect();
     Ok(accepted(json!({ "documentDetails": details })))
 }
 
