@@ -18,6 +18,8 @@
 // while `run` waits for them (see the SAFETY line there).
 #![expect(unsafe_code)]
 
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -56,9 +58,13 @@ struct Shared {
     sleeping: Vec<AtomicBool>,
 }
 
+/// Owned by one thread at a time: not `Sync`, so two threads cannot post
+/// steps at once, and a step's closure (which must be `Sync`) cannot hold
+/// the team to post a step from inside another.
 pub(crate) struct Team {
     shared: Arc<Shared>,
     helpers: Vec<JoinHandle<()>>,
+    not_sync: PhantomData<Cell<()>>,
 }
 
 impl Team {
@@ -88,7 +94,11 @@ impl Team {
                 }
             }
         }
-        Self { shared, helpers }
+        Self {
+            shared,
+            helpers,
+            not_sync: PhantomData,
+        }
     }
 
     /// Members, the calling thread included.
@@ -179,7 +189,13 @@ fn helper(s: &Shared, h: usize) {
         if s.stop.load(Ordering::SeqCst) {
             return;
         }
+        if current & OPEN == 0 {
+            // Woken late: the step is closed already, and the caller is not
+            // to wait for this helper.
+            continue;
+        }
         s.inside.fetch_add(1, Ordering::SeqCst);
+        current = s.state.load(Ordering::SeqCst);
         let joined = loop {
             if current >> 16 != seen || current & OPEN == 0 {
                 break false;

@@ -150,7 +150,7 @@ impl GraphJob {
         if let Some(found) = saved.and_then(|path| self.restore(path)) {
             return Some(found);
         }
-        let ann = with_metric(usearch::Index::new(&self.options()).ok()?, self.dimension);
+        let ann = with_metric(usearch::Index::new(&self.options()).ok()?, self.dimension)?;
         ann.reserve(self.ids.len() * 2).ok()?;
         for (&id, v) in self
             .ids
@@ -190,10 +190,11 @@ impl GraphJob {
                     && !m.multi =>
             {
                 let ann = usearch::Index::new(&want).ok()?;
-                // Loading sets usearch's own metric from the file's header.
+                // Loading sets usearch's own metric (and shape) from the
+                // file's header; `with_metric` checks the shape again.
                 ann.load(name)
                     .ok()
-                    .map(|()| with_metric(ann, want.dimensions))
+                    .and_then(|()| with_metric(ann, want.dimensions))
             }
             _ => None,
         };
@@ -248,9 +249,14 @@ impl GraphJob {
 /// vectors. usearch is built without its SIMD kernels (`numkong`, see
 /// ARCHITECTURE.md): its own f32 inner product was a loop vectorized only
 /// for SSE (34% of a cached HYBRID Retrieve's time at 100k chunks, `perf`),
-/// and its f16 one converts every component in software.
+/// and its f16 one converts every component in software. `None` if `ann`
+/// does not hold f16 vectors of `dimension` values (the metric reads that
+/// many).
 #[expect(unsafe_code, reason = "usearch hands a metric raw pointers")]
-fn with_metric(mut ann: usearch::Index, dimension: usize) -> usearch::Index {
+fn with_metric(mut ann: usearch::Index, dimension: usize) -> Option<usearch::Index> {
+    if ann.dimensions() != dimension || ann.scalar_kind() != usearch::ScalarKind::F16 {
+        return None;
+    }
     ann.change_metric::<usearch::f16>(Box::new(
         move |a: *const usearch::f16, b: *const usearch::f16| {
             // SAFETY: usearch calls the metric with two vectors of the
@@ -266,7 +272,7 @@ fn with_metric(mut ann: usearch::Index, dimension: usize) -> usearch::Index {
             1.0 - basalt_engine::dot_f16(a, b)
         },
     ));
-    ann
+    Some(ann)
 }
 
 /// Whether `stored` (read back from the graph's f16) is `v` as f16 holds it.
@@ -672,6 +678,29 @@ mod tests {
         let f = Filter::GreaterThan("year".into(), 2020.5);
         let top = idx.search(&[1.0, 0.0], 1, Some(&f));
         assert_eq!(top[0].0, 2);
+    }
+
+    #[test]
+    fn basalts_metric_goes_only_on_a_graph_of_f16_vectors_of_its_length() {
+        let options = |dimensions, quantization| usearch::IndexOptions {
+            dimensions,
+            metric: usearch::MetricKind::IP,
+            quantization,
+            ..usearch::IndexOptions::default()
+        };
+        let f16 = usearch::ScalarKind::F16;
+        let new = |o| usearch::Index::new(&o).unwrap();
+        assert!(with_metric(new(options(4, usearch::ScalarKind::F32)), 4).is_none());
+        assert!(with_metric(new(options(8, f16)), 4).is_none());
+        let ann = with_metric(new(options(4, f16)), 4).unwrap();
+        ann.reserve(4).unwrap();
+        ann.add(1, &[1.0f32, 0.0, 0.0, 0.0]).unwrap();
+        ann.add(2, &[0.6f32, 0.8, 0.0, 0.0]).unwrap();
+        let found = ann.search(&[0.0f32, 1.0, 0.0, 0.0], 2).unwrap();
+        assert_eq!(found.keys, vec![2, 1]);
+        // 1 - dot product, from basalt's f16 kernel.
+        assert!((found.distances[0] - 0.2).abs() < 1e-3);
+        assert!((found.distances[1] - 1.0).abs() < 1e-3);
     }
 
     #[test]
