@@ -664,20 +664,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(saved().new_documents_indexed, 1);
-        job.statistics.documents_deleted = 1;
-        let counted = job.statistics;
-        let p = progress(&counted);
-        assert!(delete_document(&store, "DS1", "note", Some(&p))
-            .unwrap()
-            .is_some());
+        // The job has counted `n` deletions when it deletes the document.
+        let mut delete = |n| {
+            job.statistics.documents_deleted = n;
+            let p = JobProgress {
+                job_id: "JOB1",
+                statistics: &job.statistics,
+            };
+            delete_document(&store, "DS1", "note", Some(&p))
+                .unwrap()
+                .is_some()
+        };
+        assert!(delete(1));
         assert_eq!(saved().documents_deleted, 1);
         // Deleting what is not there changes nothing, the job's counts included.
-        job.statistics.documents_deleted = 2;
-        let counted = job.statistics;
-        let p = progress(&counted);
-        assert!(delete_document(&store, "DS1", "note", Some(&p))
-            .unwrap()
-            .is_none());
+        assert!(!delete(2));
         assert_eq!(saved().documents_deleted, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -83,6 +83,15 @@ fn render_results(results: &[Retrieved]) -> String {
         .join("\n")
 }
 
+/// The text of each span of `text` (character offsets).
+fn span_texts(text: &str, parts: &[(usize, usize)]) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    parts
+        .iter()
+        .map(|&(s, e)| chars[s..e].iter().collect())
+        .collect()
+}
+
 /// Sentence spans of the answer as character offsets.
 fn answer_parts(text: &str) -> Vec<(usize, usize)> {
     let chars: Vec<char> = text.chars().collect();
@@ -220,11 +229,7 @@ impl Knowledge {
         if parts.is_empty() || results.is_empty() {
             return Ok(Vec::new());
         }
-        let chars: Vec<char> = text.chars().collect();
-        let part_texts: Vec<String> = parts
-            .iter()
-            .map(|(s, e)| chars[*s..*e].iter().collect())
-            .collect();
+        let part_texts = span_texts(text, &parts);
         let part_vecs = self
             .embed(
                 &kb.embedding_model,
@@ -294,10 +299,7 @@ mod tests {
         let answer = "Apples crunch. Bananas are soft! Nothing here.";
         let parts = answer_parts(answer);
         let chars: Vec<char> = answer.chars().collect();
-        let texts: Vec<String> = parts
-            .iter()
-            .map(|(s, e)| chars[*s..*e].iter().collect())
-            .collect();
+        let texts = span_texts(answer, &parts);
         // Unit vectors: sentence 1 near chunk 1, sentence 2 near chunk 2 (and
         // a little near chunk 1), sentence 3 near nothing.
         let v = |x: f32, y: f32, z: f32| {
@@ -320,24 +322,12 @@ mod tests {
             let span: String = chars[c.start..c.end].iter().collect();
             assert_eq!(span, c.text);
         }
-        assert_eq!(cited[0].text, "Apples crunch.");
-        assert_eq!(
-            cited[0]
-                .references
-                .iter()
-                .map(|r| r.chunk_id)
-                .collect::<Vec<_>>(),
-            [1]
-        );
-        assert_eq!(cited[1].text, "Bananas are soft!");
-        assert_eq!(
-            cited[1]
-                .references
-                .iter()
-                .map(|r| r.chunk_id)
-                .collect::<Vec<_>>(),
-            [2, 1]
-        );
+        let cites = |i: usize| -> (&str, Vec<i64>) {
+            let c = &cited[i];
+            (&c.text, c.references.iter().map(|r| r.chunk_id).collect())
+        };
+        assert_eq!(cites(0), ("Apples crunch.", vec![1]));
+        assert_eq!(cites(1), ("Bananas are soft!", vec![2, 1]));
     }
 
     #[test]
@@ -359,12 +349,7 @@ mod tests {
     #[test]
     fn answer_parts_are_sentences_as_character_offsets() {
         let t = "Café is open. It closes at 9!\nDone";
-        let parts = answer_parts(t);
-        let chars: Vec<char> = t.chars().collect();
-        let texts: Vec<String> = parts
-            .iter()
-            .map(|(s, e)| chars[*s..*e].iter().collect())
-            .collect();
+        let texts = span_texts(t, &answer_parts(t));
         assert_eq!(texts, vec!["Café is open.", "It closes at 9!", "Done"]);
     }
 }
