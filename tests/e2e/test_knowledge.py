@@ -106,7 +106,7 @@ def _wait_job(agent, kb_id: str, ds_id: str, job_id: str, timeout: float = 180) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = agent.get_ingestion_job(knowledgeBaseId=kb_id, dataSourceId=ds_id, ingestionJobId=job_id)["ingestionJob"]
-        if job["status"] in ("COMPLETE", "FAILED"):
+        if job["status"] in ("COMPLETE", "FAILED", "STOPPED"):
             return job
         time.sleep(0.2)
     raise AssertionError(f"ingestion job {job_id} did not finish in {timeout}s")
@@ -931,6 +931,54 @@ def test_ingestion_job_survives_a_crash(start_server, tmp_path):
                            retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
         found = [h["location"]["s3Location"]["uri"].rsplit("/", 1)[1] for h in hits["retrievalResults"]]
         assert f"note{i:03d}.txt" in found, (i, found)
+    srv.stop()
+
+
+def test_a_stopped_job_keeps_what_it_indexed_and_the_next_job_does_the_rest(start_server, tmp_path):
+    root = tmp_path / "stop"
+    root.mkdir()
+    # Sorted after the notes: a stopped scan never reaches it, and must not
+    # take it for deleted.
+    (root / "zz-keep.txt").write_text("The lighthouse on the north cape was painted red and white in 1921.")
+    srv = start_server("kb-stop", buckets={"stop-bucket": str(root)})
+    agent = support.boto_client("bedrock-agent", srv.url)
+    rt = support.boto_client("bedrock-agent-runtime", srv.url)
+    kb_id = _create_kb(agent, "stop-kb")
+    ds_id = agent.create_data_source(knowledgeBaseId=kb_id, name="notes", dataSourceConfiguration={
+        "type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::stop-bucket"}})["dataSource"]["dataSourceId"]
+    first = _sync(agent, kb_id, ds_id)
+    assert first["status"] == "COMPLETE" and first["statistics"]["numberOfNewDocumentsIndexed"] == 1
+    # About three default chunks a note: the first embedding batch comes after
+    # some 40 notes, so the stop lands mid-job.
+    for i in range(90):
+        (root / f"note{i:03d}.txt").write_text(
+            f"Note {i}. " + " ".join(f"The depot ledger line {i}-{j} lists crates, barrels and sacks of grain." for j in range(40))
+        )
+    ids = dict(knowledgeBaseId=kb_id, dataSourceId=ds_id)
+    job_id = agent.start_ingestion_job(**ids)["ingestionJob"]["ingestionJobId"]
+    stopping = agent.stop_ingestion_job(**ids, ingestionJobId=job_id)["ingestionJob"]
+    assert stopping["ingestionJobId"] == job_id and stopping["status"] in ("STOPPING", "STOPPED"), stopping
+    stopped = _wait_job(agent, kb_id, ds_id, job_id)
+    assert stopped["status"] == "STOPPED", stopped
+    stats = stopped["statistics"]
+    assert stats["numberOfNewDocumentsIndexed"] < 90 and stats["numberOfDocumentsDeleted"] == 0, stats
+    # Ended jobs, the stopped one included, cannot be stopped; unknown ones are not found.
+    assert "STOPPED" in _client_error(lambda: agent.stop_ingestion_job(**ids, ingestionJobId=job_id), "ConflictException")
+    _client_error(lambda: agent.stop_ingestion_job(**ids, ingestionJobId=first["ingestionJobId"]), "ConflictException")
+    _client_error(lambda: agent.stop_ingestion_job(**ids, ingestionJobId="NOSUCHJOB1"), "ResourceNotFoundException")
+    kept = agent.get_knowledge_base_documents(**ids, documentIdentifiers=[
+        {"dataSourceType": "S3", "s3": {"uri": "s3://stop-bucket/zz-keep.txt"}}])["documentDetails"]
+    assert kept[0]["status"] == "INDEXED", kept
+    listed = agent.list_ingestion_jobs(**ids, filters=[{"attribute": "STATUS", "operator": "EQ", "values": ["STOPPED"]}])
+    assert [j["ingestionJobId"] for j in listed["ingestionJobSummaries"]] == [job_id]
+    # The next job indexes what the stopped one did not reach, and nothing twice.
+    rest = _sync(agent, kb_id, ds_id)
+    assert rest["status"] == "COMPLETE", rest
+    assert rest["statistics"]["numberOfNewDocumentsIndexed"] == 90 - stats["numberOfNewDocumentsIndexed"]
+    assert rest["statistics"]["numberOfDocumentsDeleted"] == 0
+    hits = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "depot ledger line 89-7"},
+                       retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5, "overrideSearchType": "HYBRID"}})
+    assert "note089.txt" in [h["location"]["s3Location"]["uri"].rsplit("/", 1)[1] for h in hits["retrievalResults"]]
     srv.stop()
 
 

@@ -8,7 +8,7 @@ use basalt_store::Store;
 use basalt_types::{Error, Result};
 use serde_json::{Map, Value};
 
-use crate::model::{DataSource, DocumentRecord, IngestionJob, KnowledgeBase, Location};
+use crate::model::{now_ms, DataSource, DocumentRecord, IngestionJob, KnowledgeBase, Location};
 use crate::IndexEntry;
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -263,6 +263,29 @@ pub fn list_jobs(store: &Store, ds_id: &str) -> Result<Vec<IngestionJob>> {
 }
 
 /// Jobs a crash or restart interrupted.
+/// Marks a STARTING or IN_PROGRESS job STOPPING; whether it was one.
+pub fn mark_stopping(store: &Store, id: &str) -> Result<bool> {
+    with(store, |c| {
+        c.execute(
+            "UPDATE ingestion_jobs SET status = 'STOPPING', updated_at_ms = ?2
+             WHERE id = ?1 AND status IN ('STARTING', 'IN_PROGRESS')",
+            params![id, now_ms()],
+        )
+    })
+    .map(|n| n > 0)
+}
+
+/// Marks every STOPPING job STOPPED (at start: nothing runs them any more).
+pub fn settle_stopping_jobs(store: &Store) -> Result<()> {
+    with(store, |c| {
+        c.execute(
+            "UPDATE ingestion_jobs SET status = 'STOPPED', updated_at_ms = ?1 WHERE status = 'STOPPING'",
+            params![now_ms()],
+        )
+    })
+    .map(drop)
+}
+
 pub fn unfinished_jobs(store: &Store) -> Result<Vec<IngestionJob>> {
     read(store, |c| {
         let mut stmt = c.prepare(&format!(
@@ -618,6 +641,50 @@ pub fn save_session(
 mod tests {
     use super::*;
     use crate::model::{IngestionJob, JobStatistics};
+
+    #[test]
+    fn only_running_jobs_are_marked_stopping_and_a_restart_settles_them() {
+        let dir = std::env::temp_dir().join(format!("basalt-db-stopping-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        for (id, status) in [
+            ("RUN", "IN_PROGRESS"),
+            ("NEW", "STARTING"),
+            ("DONE", "COMPLETE"),
+        ] {
+            let job = IngestionJob {
+                id: id.into(),
+                kb_id: "KB1".into(),
+                ds_id: "DS1".into(),
+                description: None,
+                status: status.into(),
+                statistics: JobStatistics::default(),
+                failure_reasons: Vec::new(),
+                started_at_ms: 1,
+                updated_at_ms: 1,
+            };
+            save_job(&store, &job).unwrap();
+        }
+        assert!(mark_stopping(&store, "RUN").unwrap());
+        assert!(mark_stopping(&store, "NEW").unwrap());
+        assert!(!mark_stopping(&store, "DONE").unwrap());
+        assert!(!mark_stopping(&store, "RUN").unwrap());
+        assert!(!mark_stopping(&store, "NONE").unwrap());
+        let status = |id| get_job(&store, "DS1", id).unwrap().unwrap().status;
+        assert_eq!(
+            (status("RUN"), status("DONE")),
+            ("STOPPING".into(), "COMPLETE".into())
+        );
+        // Neither is resumed at start: both end STOPPED.
+        assert!(unfinished_jobs(&store).unwrap().is_empty());
+        settle_stopping_jobs(&store).unwrap();
+        assert_eq!(
+            (status("RUN"), status("NEW")),
+            ("STOPPED".into(), "STOPPED".into())
+        );
+        assert_eq!(status("DONE"), "COMPLETE");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_document_change_stores_its_job_progress_with_it() {

@@ -88,30 +88,40 @@ pub(crate) async fn run_job(k: &Arc<Knowledge>, mut job: IngestionJob) {
     }
     job.status = "IN_PROGRESS".into();
     job.updated_at_ms = now_ms();
-    if let Err(e) = db::save_job(k.store(), &job) {
+    if let Err(e) = k.save_running_job(&mut job) {
         tracing::error!(job = %job.id, error = %e, "could not save ingestion job");
     }
     let outcome = sync(k, &mut job).await;
     job.status = match outcome {
-        Ok(()) => "COMPLETE".into(),
+        Ok(Finished::Complete) => "COMPLETE".into(),
+        Ok(Finished::Stopped) => "STOPPED".into(),
         Err(e) => {
             job.failure_reasons.push(e.message);
             "FAILED".into()
         }
     };
     job.updated_at_ms = now_ms();
-    if let Err(e) = db::save_job(k.store(), &job) {
+    if let Err(e) = k.save_ended_job(&job) {
         tracing::error!(job = %job.id, error = %e, "could not save ingestion job");
     }
     tracing::info!(job = %job.id, status = %job.status, stats = ?job.statistics, "ingestion job finished");
 }
 
-async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Result<()> {
+/// How a sync ended.
+enum Finished {
+    /// Every document was scanned, and those gone from the source removed.
+    Complete,
+    /// Asked to stop (StopIngestionJob): the documents indexed so far stay;
+    /// no deletions, since the scan did not see every document.
+    Stopped,
+}
+
+async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Result<Finished> {
     let kb = k.knowledge_base(&job.kb_id)?;
     let ds = k.data_source(&job.kb_id, &job.ds_id)?;
     let SourceKind::S3 { bucket, prefixes } = &ds.source else {
         // A CUSTOM data source has nothing to scan: its documents are pushed.
-        return Ok(());
+        return Ok(Finished::Complete);
     };
     let listing = {
         let source = k.bucket(bucket).ok_or_else(|| {
@@ -147,6 +157,11 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
     let mut pending: Vec<Prepared> = Vec::new();
     let mut pending_chunks = 0usize;
     for key in &listing.keys {
+        if k.stop_requested(&job.id) {
+            // Chunks prepared but not yet embedded are dropped: their
+            // documents are not marked indexed, so the next job does them.
+            return Ok(Finished::Stopped);
+        }
         if let Some(doc_key) = key.strip_suffix(SIDECAR) {
             job.statistics.metadata_documents_scanned += 1;
             if !by_key.contains(doc_key) {
@@ -242,6 +257,9 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
     }
     flush(k, job, &kb, &ds, pending).await;
     for key in known.keys().filter(|key| !present.contains(*key)) {
+        if k.stop_requested(&job.id) {
+            return Ok(Finished::Stopped);
+        }
         let (store, ds_id, key_owned) = (k.store().clone(), ds.id.clone(), key.clone());
         let mut counted = job.statistics;
         counted.documents_deleted += 1;
@@ -259,7 +277,7 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
             job.statistics = counted;
         }
     }
-    Ok(())
+    Ok(Finished::Complete)
 }
 
 /// Chunks of several documents embedded in one go during a sync.
@@ -288,7 +306,7 @@ async fn flush(
 
 fn save_progress(k: &Knowledge, job: &mut IngestionJob) {
     job.updated_at_ms = now_ms();
-    if let Err(e) = db::save_job(k.store(), job) {
+    if let Err(e) = k.save_running_job(job) {
         tracing::warn!(job = %job.id, error = %e, "could not save ingestion progress");
     }
 }

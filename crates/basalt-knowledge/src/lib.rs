@@ -86,6 +86,10 @@ pub struct Knowledge {
     buckets: HashMap<String, bucket::Bucket>,
     indexes: Mutex<Indexes>,
     running: Mutex<HashSet<String>>,
+    /// Jobs asked to stop (StopIngestionJob) that have not stopped yet. A
+    /// job saves its status under this lock, so it never writes
+    /// IN_PROGRESS over the STOPPING a stop request has just written.
+    stopping: Mutex<HashSet<String>>,
     queries: QueryCache,
     /// Where each knowledge base's HNSW graph is saved (`<kb id>.usearch`).
     graph_dir: std::path::PathBuf,
@@ -181,10 +185,13 @@ impl Knowledge {
             buckets,
             indexes: Mutex::new(Indexes::default()),
             running: Mutex::new(HashSet::new()),
+            stopping: Mutex::new(HashSet::new()),
             queries: QueryCache::default(),
             graph_dir,
             graph_from,
         });
+        // A job asked to stop before the server went down has stopped.
+        db::settle_stopping_jobs(&me.store)?;
         for job in db::unfinished_jobs(&me.store)? {
             tracing::info!(job = %job.id, data_source = %job.ds_id, "resuming ingestion job");
             me.spawn_job(job);
@@ -508,6 +515,61 @@ impl Knowledge {
         self.data_source(kb_id, ds_id)?;
         db::get_job(&self.store, ds_id, id)?
             .ok_or_else(|| Error::not_found(format!("The ingestion job {id} does not exist.")))
+    }
+
+    /// Asks a STARTING or IN_PROGRESS job to stop: it is STOPPING at once
+    /// and STOPPED when it has finished the document it is on (what it
+    /// indexed stays; nothing is deleted for documents it did not reach). A
+    /// new job takes up the rest. A job STOPPING already is returned as it
+    /// is (a retried request); ConflictException for a job that has ended.
+    pub fn stop_ingestion_job(&self, kb_id: &str, ds_id: &str, id: &str) -> Result<IngestionJob> {
+        let job = self.ingestion_job(kb_id, ds_id, id)?;
+        let mut stopping = self
+            .stopping
+            .lock()
+            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
+        let marked = db::mark_stopping(&self.store, &job.id)?;
+        if marked {
+            stopping.insert(job.id.clone());
+        }
+        drop(stopping);
+        let job = self.ingestion_job(kb_id, ds_id, id)?;
+        // STOPPING also answers a retried request; a job that stopped at once
+        // is reported as it is.
+        if job.status == "STOPPING" || (job.status == "STOPPED" && marked) {
+            return Ok(job);
+        }
+        Err(Error::conflict(format!(
+            "The ingestion job {id} is {}; only a STARTING or IN_PROGRESS job can be stopped.",
+            job.status
+        )))
+    }
+
+    /// Whether job `id` has been asked to stop.
+    pub(crate) fn stop_requested(&self, id: &str) -> bool {
+        self.stopping.lock().is_ok_and(|s| s.contains(id))
+    }
+
+    /// Saves a running job, as STOPPING if it has been asked to stop.
+    pub(crate) fn save_running_job(&self, job: &mut IngestionJob) -> Result<()> {
+        let stopping = self
+            .stopping
+            .lock()
+            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
+        if stopping.contains(&job.id) {
+            job.status = "STOPPING".into();
+        }
+        db::save_job(&self.store, job)
+    }
+
+    /// Saves a job that has ended and forgets any stop asked of it.
+    pub(crate) fn save_ended_job(&self, job: &IngestionJob) -> Result<()> {
+        let mut stopping = self
+            .stopping
+            .lock()
+            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
+        stopping.remove(&job.id);
+        db::save_job(&self.store, job)
     }
 
     pub fn ingestion_jobs(&self, kb_id: &str, ds_id: &str) -> Result<Vec<IngestionJob>> {

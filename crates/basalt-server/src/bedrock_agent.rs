@@ -624,6 +624,14 @@ pub(crate) async fn get_ingestion_job(
     Ok(Json(json!({ "ingestionJob": job_json(&job) })).into_response())
 }
 
+pub(crate) async fn stop_ingestion_job(
+    State(state): State<AppState>,
+    Path((kb_id, ds_id, id)): Path<(String, String, String)>,
+) -> Result<Response, AwsError> {
+    let job = state.knowledge.stop_ingestion_job(&kb_id, &ds_id, &id)?;
+    Ok(accepted(json!({ "ingestionJob": job_json(&job) })))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ListJobsBody {

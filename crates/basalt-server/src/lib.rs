@@ -165,6 +165,10 @@ pub fn router(gateway: Arc<Gateway>, knowledge: Arc<Knowledge>) -> Router {
             get(agent::get_ingestion_job),
         )
         .route(
+            &format!("{DS}/ingestionjobs/{{ingestion_job_id}}/stop"),
+            post(agent::stop_ingestion_job),
+        )
+        .route(
             &format!("{DS}/documents"),
             idem(put(agent::ingest_documents).post(agent::list_documents)),
         )
