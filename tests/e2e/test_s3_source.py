@@ -79,8 +79,8 @@ def _sync(agent, kb_id, ds_id):
     raise AssertionError("the ingestion job did not finish")
 
 
-def _source(agent, bucket: str, **s3_config):
-    kb_id = agent.create_knowledge_base(name=f"kb-{bucket}", roleArn=ROLE, knowledgeBaseConfiguration={
+def _source(agent, bucket: str, name: str | None = None, **s3_config):
+    kb_id = agent.create_knowledge_base(name=name or f"kb-{bucket}", roleArn=ROLE, knowledgeBaseConfiguration={
         "type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": EMBED_ARN}})["knowledgeBase"]["knowledgeBaseId"]
     ds_id = agent.create_data_source(knowledgeBaseId=kb_id, name="s3", dataSourceConfiguration={
         "type": "S3", "s3Configuration": {"bucketArn": f"arn:aws:s3:::{bucket}", **s3_config}})["dataSource"]["dataSourceId"]
@@ -122,6 +122,30 @@ def test_s3_bucket_is_ingested_and_resynced(srv, s3):
     assert any("metadata file without a document" in r for r in job.get("failureReasons", []))
     hits = search("warranty")
     assert [h["content"]["text"] for h in hits] == ["The X200 warranty is now five years."]
+
+
+def test_inclusion_prefixes_are_string_prefixes_at_an_s3_endpoint(srv, s3):
+    """basalt asks the endpoint only for the folders the prefixes are in; a
+    prefix that ends inside a name, or has no folder, still selects by string
+    as in Bedrock."""
+    put = lambda key, body: s3.put_object(Bucket=REMOTE, Key=key, Body=body.encode())
+    put("docs/warranty-2023.txt", "The 2023 warranty covered two years.")
+    put("docs/returns.txt", "Returns are accepted within thirty days.")
+    put("docsarchive/old.txt", "An archived note about the X100.")
+    put("other/warranty.txt", "Not under any prefix.")
+    agent = support.boto_client("bedrock-agent", srv.url)
+    for prefix, expected in [
+        ("docs/war", ["docs/warranty-2023.txt", "docs/warranty.txt"]),
+        ("docsar", ["docsarchive/old.txt"]),
+    ]:
+        kb_id, ds_id = _source(agent, "team-docs", name=f"kb-prefix-{prefix.replace('/', '-')}",
+                               inclusionPrefixes=[prefix])
+        job = _sync(agent, kb_id, ds_id)
+        assert job["status"] == "COMPLETE", job
+        listed = agent.list_knowledge_base_documents(knowledgeBaseId=kb_id, dataSourceId=ds_id)["documentDetails"]
+        uris = sorted(d["identifier"]["s3"]["uri"] for d in listed)
+        assert uris == [f"s3://team-docs/{key}" for key in expected], (prefix, uris)
+        assert job["statistics"]["numberOfDocumentsScanned"] == len(expected)
 
 
 def test_a_bucket_missing_at_the_endpoint_fails_the_job_with_the_reason(srv):
