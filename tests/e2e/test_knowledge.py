@@ -948,20 +948,24 @@ def test_a_stopped_job_keeps_what_it_indexed_and_the_next_job_does_the_rest(star
         "type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::stop-bucket"}})["dataSource"]["dataSourceId"]
     first = _sync(agent, kb_id, ds_id)
     assert first["status"] == "COMPLETE" and first["statistics"]["numberOfNewDocumentsIndexed"] == 1
-    # About three default chunks a note: the first embedding batch comes after
-    # some 40 notes, so the stop lands mid-job.
+    # About three default chunks a note: the job embeds them some 40 notes at
+    # a time, and is stopped once it has indexed the first of them.
     for i in range(90):
         (root / f"note{i:03d}.txt").write_text(
             f"Note {i}. " + " ".join(f"The depot ledger line {i}-{j} lists crates, barrels and sacks of grain." for j in range(40))
         )
     ids = dict(knowledgeBaseId=kb_id, dataSourceId=ds_id)
     job_id = agent.start_ingestion_job(**ids)["ingestionJob"]["ingestionJobId"]
+    deadline = time.monotonic() + 120
+    while agent.get_ingestion_job(**ids, ingestionJobId=job_id)["ingestionJob"]["statistics"]["numberOfNewDocumentsIndexed"] == 0:
+        assert time.monotonic() < deadline, "the job indexed nothing in 120 s"
+        time.sleep(0.05)
     stopping = agent.stop_ingestion_job(**ids, ingestionJobId=job_id)["ingestionJob"]
     assert stopping["ingestionJobId"] == job_id and stopping["status"] in ("STOPPING", "STOPPED"), stopping
     stopped = _wait_job(agent, kb_id, ds_id, job_id)
     assert stopped["status"] == "STOPPED", stopped
     stats = stopped["statistics"]
-    assert stats["numberOfNewDocumentsIndexed"] < 90 and stats["numberOfDocumentsDeleted"] == 0, stats
+    assert 0 < stats["numberOfNewDocumentsIndexed"] < 90 and stats["numberOfDocumentsDeleted"] == 0, stats
     # Ended jobs, the stopped one included, cannot be stopped; unknown ones are not found.
     assert "STOPPED" in _client_error(lambda: agent.stop_ingestion_job(**ids, ingestionJobId=job_id), "ConflictException")
     _client_error(lambda: agent.stop_ingestion_job(**ids, ingestionJobId=first["ingestionJobId"]), "ConflictException")

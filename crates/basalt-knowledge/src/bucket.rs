@@ -99,7 +99,10 @@ impl Listing {
                     .map_err(|e| format!("cannot read: {e}"))
             }
             Reader::S3(store) => {
-                let path = object_store::path::Path::from(key);
+                // As listed: `Path::from` would percent-encode characters
+                // such as `[` and name another object.
+                let path = object_store::path::Path::parse(key)
+                    .unwrap_or_else(|_| object_store::path::Path::from(key));
                 let got = store
                     .get(&path)
                     .await
@@ -174,7 +177,9 @@ pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing
             // prefixes themselves (any string) are applied below.
             let mut objects: Vec<object_store::ObjectMeta> = Vec::new();
             for folder in list_folders(prefixes) {
-                let path = folder.map(object_store::path::Path::from);
+                // Unencoded, as keys are listed; a folder that is no valid
+                // path (an empty segment) lists the whole bucket.
+                let path = folder.and_then(|f| object_store::path::Path::parse(f).ok());
                 let mut listed: Vec<object_store::ObjectMeta> = store
                     .list(path.as_ref())
                     .try_collect()

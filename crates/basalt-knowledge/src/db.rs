@@ -262,7 +262,6 @@ pub fn list_jobs(store: &Store, ds_id: &str) -> Result<Vec<IngestionJob>> {
     })
 }
 
-/// Jobs a crash or restart interrupted.
 /// Marks a STARTING or IN_PROGRESS job STOPPING; whether it was one.
 pub fn mark_stopping(store: &Store, id: &str) -> Result<bool> {
     with(store, |c| {
@@ -286,6 +285,7 @@ pub fn settle_stopping_jobs(store: &Store) -> Result<()> {
     .map(drop)
 }
 
+/// Jobs a crash or restart interrupted.
 pub fn unfinished_jobs(store: &Store) -> Result<Vec<IngestionJob>> {
     read(store, |c| {
         let mut stmt = c.prepare(&format!(

@@ -214,9 +214,7 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         if previous_content == content {
             continue;
         }
-        if !previous_meta.is_empty() && previous_meta != meta {
-            job.statistics.metadata_documents_modified += 1;
-        }
+        let meta_changed = !previous_meta.is_empty() && previous_meta != meta;
         let text = match parse_bytes(key, bytes).await {
             Ok(t) => t,
             Err(e) => {
@@ -244,7 +242,8 @@ async fn sync(k: &Arc<Knowledge>, job: &mut IngestionJob) -> basalt_types::Resul
         )
         .await
         {
-            Ok(doc) => {
+            Ok(mut doc) => {
+                doc.meta_changed = meta_changed;
                 pending_chunks += doc.texts.len();
                 pending.push(doc);
             }
@@ -346,6 +345,9 @@ pub(crate) struct Prepared {
     parents: Vec<Option<String>>,
     /// Whether the index had an earlier version (modified, not new).
     replaces: bool,
+    /// Whether its `.metadata.json` sidecar changed since that version
+    /// (counted when the document is committed).
+    meta_changed: bool,
 }
 
 impl Prepared {
@@ -392,6 +394,7 @@ pub(crate) async fn prepare(
             .map(|c| c.parent.map(|(s, e)| text[s..e].to_string()))
             .collect(),
         replaces,
+        meta_changed: false,
     })
 }
 
@@ -432,6 +435,9 @@ pub(crate) async fn embed_and_commit(
                 s.modified_documents_indexed += 1;
             } else {
                 s.new_documents_indexed += 1;
+            }
+            if doc.meta_changed {
+                s.metadata_documents_modified += 1;
             }
             (j.id.clone(), s)
         });

@@ -97,6 +97,26 @@ pub struct Knowledge {
     graph_from: usize,
 }
 
+/// A running job's hold on its data source (and any stop asked of it),
+/// released when the job ends, even by a panic.
+struct JobClaim {
+    knowledge: Arc<Knowledge>,
+    ds_id: String,
+    job_id: String,
+}
+
+impl Drop for JobClaim {
+    fn drop(&mut self) {
+        let k = &self.knowledge;
+        if let Ok(mut stopping) = k.stopping.lock() {
+            stopping.remove(&self.job_id);
+        }
+        if let Ok(mut running) = k.running.lock() {
+            running.remove(&self.ds_id);
+        }
+    }
+}
+
 /// The loaded search indexes, by knowledge base.
 #[derive(Default)]
 struct Indexes {
@@ -534,9 +554,9 @@ impl Knowledge {
         }
         drop(stopping);
         let job = self.ingestion_job(kb_id, ds_id, id)?;
-        // STOPPING also answers a retried request; a job that stopped at once
-        // is reported as it is.
-        if job.status == "STOPPING" || (job.status == "STOPPED" && marked) {
+        // Once marked, the stop was taken, whatever the job has reached
+        // since; STOPPING also answers a retried request.
+        if marked || job.status == "STOPPING" {
             return Ok(job);
         }
         Err(Error::conflict(format!(
@@ -583,11 +603,14 @@ impl Knowledge {
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let (ds_id, kb_id) = (job.ds_id.clone(), job.kb_id.clone());
+            let kb_id = job.kb_id.clone();
+            let claim = JobClaim {
+                knowledge: Arc::clone(&me),
+                ds_id: job.ds_id.clone(),
+                job_id: job.id.clone(),
+            };
             ingest::run_job(&me, job).await;
-            if let Ok(mut running) = me.running.lock() {
-                running.remove(&ds_id);
-            }
+            drop(claim);
             // A job may have changed many chunks: save the graph now rather
             // than patch them in after a crash.
             let _ = tokio::task::spawn_blocking(move || me.save_graphs(Some(&kb_id))).await;
