@@ -740,6 +740,12 @@ def test_retrieve_and_generate_cites_and_keeps_a_session(rt, filter_kb):
 MODEL_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL_ID}"
 
 
+# How far the same pair's score may move between calls: llama.cpp's numbers
+# change with how pairs are batched and how much of a prompt comes from the
+# prefix cache (0.033 apart was seen in CI).
+RERANK_CLOSE = 0.08
+
+
 def _rerank_config(model: str = MODEL_ARN, **extra) -> dict:
     return {"type": "BEDROCK_RERANKING_MODEL",
             "bedrockRerankingConfiguration": {"modelConfiguration": {"modelArn": model}, **extra}}
@@ -766,14 +772,14 @@ def test_rerank_scores_every_document_with_the_local_model(rt, kb_server):
         assert r["document"] == ({"type": "TEXT", "textDocument": {"text": doc}} if isinstance(doc, str)
                                  else {"type": "JSON", "jsonDocument": doc})
     # numberOfResults keeps the best ones. A repeat reuses cached prompt
-    # prefixes, which moves scores by rounding only.
+    # prefixes, which moves scores a little (RERANK_CLOSE).
     top = _rerank(rt, "What is the capital of France?", docs, numberOfResults=2)
     assert len(top) == 2
     again = {r["index"]: r["relevanceScore"] for r in top}
     for r in results:
         if r["index"] in again:
-            assert again[r["index"]] == pytest.approx(r["relevanceScore"], abs=0.03)
-    if scores[1] - scores[2] > 0.03:
+            assert again[r["index"]] == pytest.approx(r["relevanceScore"], abs=RERANK_CLOSE)
+    if scores[1] - scores[2] > RERANK_CLOSE:
         assert set(again) == {r["index"] for r in results[:2]}
     served = support.metric_sum(support.get_metrics(kb_server.url), "basalt_requests_total",
                                 api="Rerank", model=MODEL_ID, status="ok")
@@ -810,17 +816,17 @@ def test_retrieve_reranks_with_the_local_model(rt, filter_kb):
     texts = _texts({"retrievalResults": got})
     direct = _rerank(rt, query, texts)
     by_text = {texts[r["index"]]: r["relevanceScore"] for r in direct}
-    # Scores are the reranker's probabilities (fused ranks would be < 0.04);
-    # batching the pairs differently moves them by rounding only.
+    # Scores are the reranker's probabilities (fused ranks would be < 0.04),
+    # as close as the same pair's score across calls.
     for r in got:
-        assert r["score"] == pytest.approx(by_text[r["content"]["text"]], abs=0.03)
+        assert r["score"] == pytest.approx(by_text[r["content"]["text"]], abs=RERANK_CLOSE)
     assert got[0]["score"] >= got[1]["score"]
     # The best of the 4 retrieved is kept.
     everything = rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query}, retrievalConfiguration={
         "vectorSearchConfiguration": {"numberOfResults": 4, "overrideSearchType": "HYBRID"}})
     assert len(everything["retrievalResults"]) >= 2
     all_scores = [r["relevanceScore"] for r in _rerank(rt, query, _texts(everything))]
-    assert got[0]["score"] == pytest.approx(max(all_scores), abs=0.03)
+    assert got[0]["score"] == pytest.approx(max(all_scores), abs=RERANK_CLOSE)
     selective = dict(vector, rerankingConfiguration=_rerank_config(metadataConfiguration={
         "selectionMode": "SELECTIVE", "selectiveModeConfiguration": {"fieldsToInclude": [{"fieldName": "color"}]}}))
     assert rt.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": query},
