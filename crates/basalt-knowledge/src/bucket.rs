@@ -120,32 +120,13 @@ fn wanted(key: &str, prefixes: &[String]) -> bool {
     prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p.as_str()))
 }
 
-/// The folders to list at an S3 endpoint for keys starting with one of
-/// `prefixes`: each prefix's part before its last `/`, without folders inside
-/// another one listed; `None` (the whole bucket) if a prefix has no `/` or
-/// there are none.
-fn list_folders(prefixes: &[String]) -> Vec<Option<String>> {
-    let mut folders: Vec<&str> = Vec::new();
-    for p in prefixes {
-        match p.rfind('/') {
-            Some(i) if !p[..i].trim_matches('/').is_empty() => folders.push(&p[..i]),
-            _ => return vec![None],
-        }
-    }
-    if folders.is_empty() {
-        return vec![None];
-    }
-    folders.sort_unstable();
-    let mut kept: Vec<&str> = Vec::new();
-    for f in folders {
-        let inside = kept
-            .iter()
-            .any(|k| f == *k || f.strip_prefix(k).is_some_and(|rest| rest.starts_with('/')));
-        if !inside {
-            kept.push(f);
-        }
-    }
-    kept.into_iter().map(|f| Some(f.to_owned())).collect()
+/// The folder to list at an S3 endpoint for keys starting with `prefixes`
+/// (a data source has at most one): the prefix's part before its last `/`;
+/// `None` (the whole bucket) if it has no folder or there is no prefix.
+fn list_folder(prefixes: &[String]) -> Option<&str> {
+    let [p] = prefixes else { return None };
+    let folder = &p[..p.rfind('/')?];
+    (!folder.trim_matches('/').is_empty()).then_some(folder)
 }
 
 /// Lists the bucket's keys that start with one of `prefixes` (all when empty).
@@ -173,24 +154,19 @@ pub(crate) async fn list(bucket: &Bucket, prefixes: &[String]) -> Result<Listing
             })
         }
         Bucket::S3 { store, display } => {
-            // The endpoint lists only the folders the prefixes are in; the
-            // prefixes themselves (any string) are applied below.
-            let mut objects: Vec<object_store::ObjectMeta> = Vec::new();
-            for folder in list_folders(prefixes) {
-                // Unencoded, as keys are listed; a folder that is no valid
-                // path (an empty segment) lists the whole bucket.
-                let path = folder.and_then(|f| object_store::path::Path::parse(f).ok());
-                let mut listed: Vec<object_store::ObjectMeta> = store
-                    .list(path.as_ref())
-                    .try_collect()
-                    .await
-                    .map_err(|e| format!("Cannot list {display}: {e}"))?;
-                objects.append(&mut listed);
-            }
+            // The endpoint lists only the folder the prefix is in, unencoded
+            // as keys are listed (a folder that is no valid path, with an
+            // empty segment, lists the whole bucket); the prefix itself (any
+            // string) is applied below.
+            let folder =
+                list_folder(prefixes).and_then(|f| object_store::path::Path::parse(f).ok());
+            let objects: Vec<object_store::ObjectMeta> = store
+                .list(folder.as_ref())
+                .try_collect()
+                .await
+                .map_err(|e| format!("Cannot list {display}: {e}"))?;
             let mut keys = Vec::new();
             let mut too_large = Vec::new();
-            objects.sort_unstable_by(|a, b| a.location.cmp(&b.location));
-            objects.dedup_by(|a, b| a.location == b.location);
             for o in objects {
                 let key = o.location.to_string();
                 if !wanted(&key, prefixes) {
@@ -259,23 +235,21 @@ pub(crate) fn scan(root: &Path, prefixes: &[String]) -> std::io::Result<Scan> {
 
 #[cfg(test)]
 mod tests {
-    use super::list_folders;
-
-    fn folders(prefixes: &[&str]) -> Vec<Option<String>> {
-        list_folders(&prefixes.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>())
-    }
+    use super::list_folder;
 
     #[test]
-    fn an_s3_listing_covers_every_prefix_and_only_their_folders() {
-        assert_eq!(folders(&[]), [None]);
-        assert_eq!(folders(&["docs/", "reports"]), [None]);
-        assert_eq!(folders(&["/"]), [None]);
-        let some = |f: &[&str]| f.iter().map(|f| Some((*f).to_owned())).collect::<Vec<_>>();
-        assert_eq!(folders(&["docs/"]), some(&["docs"]));
-        assert_eq!(
-            folders(&["docs/2024-", "docs/a/b/", "docs-old/x", "docs/"]),
-            some(&["docs", "docs-old"])
-        );
-        assert_eq!(folders(&["a/b/c", "a/bc/"]), some(&["a/b", "a/bc"]));
+    fn an_s3_listing_covers_the_prefix_and_only_its_folder() {
+        let folder = |prefixes: &[&str]| {
+            let prefixes: Vec<String> = prefixes.iter().map(|p| (*p).to_owned()).collect();
+            list_folder(&prefixes).map(str::to_owned)
+        };
+        assert_eq!(folder(&[]), None);
+        assert_eq!(folder(&["reports"]), None);
+        assert_eq!(folder(&["/"]), None);
+        assert_eq!(folder(&["docs/"]).as_deref(), Some("docs"));
+        assert_eq!(folder(&["docs/2024-"]).as_deref(), Some("docs"));
+        assert_eq!(folder(&["a/b/c"]).as_deref(), Some("a/b"));
+        // More than one (not accepted at creation): the whole bucket.
+        assert_eq!(folder(&["docs/", "reports/"]), None);
     }
 }

@@ -101,7 +101,7 @@ pub(crate) async fn run_job(k: &Arc<Knowledge>, mut job: IngestionJob) {
         }
     };
     job.updated_at_ms = now_ms();
-    if let Err(e) = k.save_ended_job(&job) {
+    if let Err(e) = db::save_job(k.store(), &job) {
         tracing::error!(job = %job.id, error = %e, "could not save ingestion job");
     }
     tracing::info!(job = %job.id, status = %job.status, stats = ?job.statistics, "ingestion job finished");

@@ -97,8 +97,16 @@ pub struct Knowledge {
     graph_from: usize,
 }
 
+/// One of the ingestion registries (`running`, `stopping`), locked.
+fn registry(set: &Mutex<HashSet<String>>) -> Result<std::sync::MutexGuard<'_, HashSet<String>>> {
+    set.lock()
+        .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))
+}
+
 /// A running job's hold on its data source (and any stop asked of it),
-/// released when the job ends, even by a panic.
+/// released when the job ends, even by a panic. A stop marks a job and
+/// records it under the `stopping` lock, only while the store says it runs,
+/// so it cannot record a job whose claim is already released.
 struct JobClaim {
     knowledge: Arc<Knowledge>,
     ds_id: String,
@@ -484,9 +492,7 @@ impl Knowledge {
     // ---------- ingestion jobs ----------
 
     fn running_lock(&self) -> Result<std::sync::MutexGuard<'_, HashSet<String>>> {
-        self.running
-            .lock()
-            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))
+        registry(&self.running)
     }
 
     fn busy_in(&self, kb_id: &str) -> Result<bool> {
@@ -544,10 +550,7 @@ impl Knowledge {
     /// is (a retried request); ConflictException for a job that has ended.
     pub fn stop_ingestion_job(&self, kb_id: &str, ds_id: &str, id: &str) -> Result<IngestionJob> {
         let job = self.ingestion_job(kb_id, ds_id, id)?;
-        let mut stopping = self
-            .stopping
-            .lock()
-            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
+        let mut stopping = registry(&self.stopping)?;
         let marked = db::mark_stopping(&self.store, &job.id)?;
         if marked {
             stopping.insert(job.id.clone());
@@ -572,23 +575,10 @@ impl Knowledge {
 
     /// Saves a running job, as STOPPING if it has been asked to stop.
     pub(crate) fn save_running_job(&self, job: &mut IngestionJob) -> Result<()> {
-        let stopping = self
-            .stopping
-            .lock()
-            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
+        let stopping = registry(&self.stopping)?;
         if stopping.contains(&job.id) {
             job.status = "STOPPING".into();
         }
-        db::save_job(&self.store, job)
-    }
-
-    /// Saves a job that has ended and forgets any stop asked of it.
-    pub(crate) fn save_ended_job(&self, job: &IngestionJob) -> Result<()> {
-        let mut stopping = self
-            .stopping
-            .lock()
-            .map_err(|_| Error::internal("the ingestion registry lock was poisoned"))?;
-        stopping.remove(&job.id);
         db::save_job(&self.store, job)
     }
 
